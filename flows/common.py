@@ -1,0 +1,28 @@
+"""What every flow needs: the project database engine, the form of a campaign, batching."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
+
+from sqlalchemy.engine import Engine
+
+from schemas.form_spec import FormSpec, get_form
+from schemas.settings import get_settings
+from tasks.db import get_engine
+
+T = TypeVar("T")
+
+
+def engine() -> Engine:
+    return get_engine(get_settings().db_url)
+
+
+def form_for(form_id: str = "xxgk-annual", version: str = "2021") -> FormSpec:
+    return get_form(form_id, version)
+
+
+def batches(items: Sequence[T], size: int) -> Iterator[list[T]]:
+    """Consecutive slices of at most size items: one Prefect task per slice, never one per item."""
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])

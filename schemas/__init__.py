@@ -1,0 +1,1 @@
+"""Data definitions: the form definition and its models, the database tables, issues, settings."""

@@ -1,0 +1,136 @@
+"""What is wrong with a returned workbook, and where: the Issue value and the table of issue codes.
+
+Every problem found in a return becomes an Issue (never an exception): a file that is not a workbook, a forged
+identity, a text in a number cell and a broken 勾稽关系 alike. Units read the Chinese message; the code is stable
+for programs. `category` separates a broken form (structure) from wrong figures (data): a unit is told differently
+for each, and the coordinator counts them separately.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.form_spec import Severity
+
+
+class Category(StrEnum):
+    STRUCTURE = "structure"
+    DATA = "data"
+
+
+class Scope(StrEnum):
+    FILE = "file"
+    SHEET = "sheet"
+    CELL = "cell"
+
+
+class IssueKind(NamedTuple):
+    title: str  # short Chinese title
+    category: Category
+    scope: Scope
+    template: str  # Chinese message; fields of the Issue in braces
+
+
+ISSUE_KINDS: dict[str, IssueKind] = {
+    "not-a-workbook": IssueKind(
+        "不是Excel工作簿", Category.STRUCTURE, Scope.FILE,
+        "文件“{found}”不是Excel工作簿（.xlsx）。请使用下发的工作簿填报后原样报送，不要另存为其他格式。"),
+    "corrupt-workbook": IssueKind(
+        "工作簿已损坏", Category.STRUCTURE, Scope.FILE,
+        "工作簿无法打开，文件可能已损坏或未完整传送（{note}）。请重新保存后再报送。"),
+    "unknown-workbook": IssueKind(
+        "不是下发的填报工作簿", Category.STRUCTURE, Scope.FILE,
+        "该工作簿不是本系统下发的填报表（缺少身份信息）。请使用下发给本单位的工作簿填报，不要新建或复制表格。"),
+    "bad-signature": IssueKind(
+        "身份信息被改动", Category.STRUCTURE, Scope.FILE,
+        "工作簿的身份信息校验不通过（签名不符），可能被改动或来自他处。请使用下发给本单位的原工作簿填报。"),
+    "wrong-campaign": IssueKind(
+        "不属于本次填报", Category.STRUCTURE, Scope.FILE,
+        "该工作簿属于{found}，不是本次（{expected}）的填报表。请使用本次下发的工作簿填报。"),
+    "wrong-form-version": IssueKind(
+        "表格版本不符", Category.STRUCTURE, Scope.FILE,
+        "工作簿的表格版本为{found}，本次要求{expected}。请使用本次下发的工作簿填报。"),
+    "unknown-unit": IssueKind(
+        "单位不在名单内", Category.STRUCTURE, Scope.FILE,
+        "工作簿所属单位“{found}”不在本次填报名单内。"),
+    "wrong-unit": IssueKind(
+        "不是本单位的工作簿", Category.STRUCTURE, Scope.FILE,
+        "该工作簿下发给“{found}”，不是本单位（{expected}）的填报表。请使用下发给本单位的工作簿填报。"),
+    "missing-sheet": IssueKind(
+        "缺少工作表", Category.STRUCTURE, Scope.SHEET,
+        "工作簿缺少工作表“{sheet}”。请使用下发的工作簿，不要删除或重命名工作表。"),
+    "missing-name": IssueKind(
+        "单元格名称缺失", Category.STRUCTURE, Scope.CELL,
+        "找不到单元格“{label}”（名称 {field}）：{note}。请使用下发的工作簿，不要删除行列或名称。"),
+    "empty-value": IssueKind(
+        "未填写", Category.DATA, Scope.CELL,
+        "“{label}”未填写。没有数据请填0。"),
+    "type-error": IssueKind(
+        "不是数字", Category.DATA, Scope.CELL,
+        "“{label}”应填数字，实际为“{found}”。请只填写阿拉伯数字，不要带单位或文字。"),
+    "not-whole-number": IssueKind(
+        "不是整数", Category.DATA, Scope.CELL,
+        "“{label}”应为整数（件数），实际为{found}。"),
+    "negative-value": IssueKind(
+        "不能为负数", Category.DATA, Scope.CELL,
+        "“{label}”不能为负数，实际为{found}。"),
+    "total-mismatch": IssueKind(
+        "合计与分项不符", Category.DATA, Scope.CELL,
+        "“{label}”应等于其分项之和{expected}，实际填写{found}。请不要改动合计公式。（{rule_title}）"),
+    "sum-mismatch": IssueKind(
+        "勾稽关系不符", Category.DATA, Scope.CELL,
+        "{rule_title}。目前{note}，两者不相等，请核对。"),
+    "too-many-decimals": IssueKind(
+        "小数位数过多", Category.DATA, Scope.CELL,
+        "“{label}”为{found}，按要求最多保留{expected}位小数。"),
+    "expected-zero": IssueKind(
+        "应为0", Category.DATA, Scope.CELL,
+        "“{label}”为{found}。{rule_title}，请核实。"),
+    "stock-flow-mismatch": IssueKind(
+        "与上年数据衔接不符", Category.DATA, Scope.CELL,
+        "{rule_title}：按上年数据应为{expected}，实际为{found}，请核实（如本年开展了清理可忽略）。"),
+    "carry-over-mismatch": IssueKind(
+        "与上年结转不符", Category.DATA, Scope.CELL,
+        "“{label}”为{found}，上年度报告的结转下年度继续办理数为{expected}，请核实。"),
+}
+
+
+class Issue(BaseModel):
+    """One problem in one returned file, with where it is and what was expected."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str = Field(description="Stable kebab-case code; a key of ISSUE_KINDS")
+    severity: Severity = Severity.ERROR
+    rule: str | None = Field(default=None, description="Id of the form rule, e.g. R1.total")
+    rule_title: str = ""
+    sheet: str | None = Field(default=None, description="Sheet name as the unit sees it")
+    cell: str | None = Field(default=None, description="Excel address, e.g. D6")
+    field: str | None = Field(default=None, description="Cell key in the form definition")
+    label: str = ""
+    expected: str = ""
+    found: str = ""
+    note: str = ""
+
+    @property
+    def kind(self) -> IssueKind:
+        return ISSUE_KINDS[self.code]
+
+    @property
+    def category(self) -> Category:
+        return self.kind.category
+
+    @property
+    def message(self) -> str:
+        return self.kind.template.format(**self.model_dump())
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def public(self) -> dict[str, str | None]:
+        """The issue as stored and shown: every field plus the Chinese message."""
+        return {**self.model_dump(mode="json"), "message": self.message, "category": self.category.value}

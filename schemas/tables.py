@@ -1,0 +1,149 @@
+"""The project database (SQLModel): units, campaigns, assignments, submissions and their values, reports, events.
+
+All tables live in this one module so relationships never import in circles. Timestamps are UTC. Figures are
+stored as exact decimal strings: money is never a float, and the same column works on SQLite and PostgreSQL.
+"""
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UnitKind(StrEnum):
+    TOWNSHIP = "township"  # 乡镇 / 街道
+    DEPARTMENT = "department"  # 县直部门
+    GOVERNMENT_OFFICE = "government_office"  # 县政府办公室
+
+    @property
+    def chinese(self) -> str:
+        return {"township": "乡镇（街道）", "department": "县直部门", "government_office": "县政府办公室"}[self.value]
+
+
+class AssignmentStatus(StrEnum):
+    ISSUED = "issued"
+    RETURNED = "returned"  # a file came back and awaits a verdict (only between archive and check)
+    REJECTED = "rejected"
+    ACCEPTED = "accepted"
+
+
+class Verdict(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class CampaignState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    APPROVED = "approved"
+    PUBLISHED = "published"
+
+
+class UnitBase(SQLModel):
+    code: str = Field(index=True, unique=True, max_length=32, description="Stable unit code, e.g. D001")
+    name: str = Field(max_length=100, description="Official name, e.g. 息县发展和改革委员会")
+    kind: UnitKind
+    contact: str = Field(default="", max_length=50, description="Person who fills the report")
+    email: str = Field(default="", max_length=200)
+    phone: str = Field(default="", max_length=50)
+    active: bool = True
+
+
+class Unit(UnitBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Campaign(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("form_id", "year"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    form_id: str
+    form_version: str
+    year: int = Field(index=True, description="Report year (the statistical year, not the year of collection)")
+    deadline: date
+    state: CampaignState = CampaignState.OPEN
+    secret: str = Field(description="HMAC key that signs this campaign's workbooks")
+    designated_unit_code: str | None = Field(
+        default=None, description="Unit whose figures are taken for cells consolidated as 'designated'"
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Assignment(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("campaign_id", "unit_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    status: AssignmentStatus = AssignmentStatus.ISSUED
+    workbook_path: str
+    workbook_sha256: str
+    issued_at: datetime = Field(default_factory=utcnow)
+    last_submission_at: datetime | None = None
+    last_submission_id: int | None = None
+    accepted_submission_id: int | None = Field(default=None, description="Latest accepted: the one consolidated")
+    issue_count: int = 0
+
+
+class Submission(SQLModel, table=True):
+    """Every returned file, accepted or not. The raw bytes are in the archive under their sha256."""
+
+    __table_args__ = (UniqueConstraint("campaign_id", "sha256"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
+    received_at: datetime = Field(default_factory=utcnow)
+    channel: str = Field(default="inbox", description="inbox / mail / portal")
+    sender: str = Field(default="", description="Who sent it, where the channel tells (folder, mail address)")
+    original_name: str
+    sha256: str = Field(max_length=64)
+    archive_path: str
+    size: int
+    verdict: Verdict
+    version: int = Field(default=1, description="1 for a unit's first return, 2 for its second, ...")
+    replaces_id: int | None = Field(default=None, description="The accepted submission this one supersedes")
+    error_count: int = 0
+    warning_count: int = 0
+    issues: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class SubmissionValue(SQLModel, table=True):
+    __table_args__ = (Index("ix_submissionvalue_key", "key"),)
+
+    submission_id: int = Field(foreign_key="submission.id", primary_key=True)
+    key: str = Field(primary_key=True, max_length=80)
+    value: str = Field(description="Exact decimal as text, e.g. '17726' or '309.0263'")
+
+
+class Report(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    kind: str = Field(default="draft", description="draft / final")
+    created_at: datetime = Field(default_factory=utcnow)
+    figures_sha256: str
+    units_expected: int
+    units_accepted: int
+    html_path: str
+    xlsx_path: str
+    json_path: str
+    error_count: int = 0
+
+
+class EventLog(SQLModel, table=True):
+    """Append-only audit record of every change of state."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    campaign_id: int | None = Field(default=None, index=True)
+    unit_code: str | None = None
+    kind: str = Field(description="e.g. unit.imported, workbook.issued, submission.accepted, report.compiled")
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,59 @@
+"""The answer to each return, in Chinese: a receipt, or the list of what is wrong and where."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+TEMPLATES = Path(__file__).parent / "templates"
+CHINA = ZoneInfo("Asia/Shanghai")
+SENDER = "县人民政府办公室（政务公开办）"
+
+_env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, keep_trailing_newline=True,
+                   autoescape=False)  # plain text answers; the HTML report has its own autoescaping environment
+
+
+@dataclass(frozen=True)
+class Answer:
+    unit_code: str | None
+    unit_name: str | None
+    file_name: str
+    year: int
+    accepted: bool
+    duplicate: bool
+    version: int
+    received_at: datetime
+    replaces: int | None  # version of the accepted return this one supersedes
+    issues: list[dict[str, Any]]
+    deadline: date | None = None
+
+
+def render_answer(answer: Answer) -> str:
+    """The receipt or issue list as plain text."""
+    text = _env.get_template("answer.txt.j2").render(
+        unit_name=answer.unit_name, file_name=answer.file_name, year=answer.year, accepted=answer.accepted,
+        duplicate=answer.duplicate, version=answer.version, replaces=answer.replaces,
+        received_at=answer.received_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
+        deadline=f"{answer.deadline.year}年{answer.deadline.month}月{answer.deadline.day}日" if answer.deadline else "",
+        errors=[i for i in answer.issues if i.get("severity") == "error"],
+        warnings=[i for i in answer.issues if i.get("severity") != "error"],
+        sender=SENDER, today=datetime.now(CHINA).strftime("%Y年%m月%d日"),
+    )
+    return re.sub(r"\n{3,}", "\n\n", text)
+
+
+def write_answer(answer: Answer, outbox: Path) -> Path:
+    """Write the answer next to the unit's other answers; return its path."""
+    folder = outbox / "answers" / (answer.unit_code or "_unidentified")
+    folder.mkdir(parents=True, exist_ok=True)
+    kind = "重复" if answer.duplicate else ("回执" if answer.accepted else "问题清单")
+    stamp = answer.received_at.astimezone(CHINA).strftime("%Y%m%d-%H%M%S")
+    path = folder / f"{stamp}-第{answer.version}次-{kind}-{Path(answer.file_name).stem}.txt"
+    path.write_text(render_answer(answer), encoding="utf-8")
+    return path

@@ -1,0 +1,112 @@
+"""Make a copy of a saved .xlsx with some cell values replaced, without openpyxl.
+
+Only cells that already exist in the template's sheet XML can be patched (the template writes a placeholder into
+each), so the patch is a substitution of one `<c>` element: styles, formulas elsewhere, names, protection and
+validation are untouched. Numbers are written as numbers, text as inline strings.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from xml.sax.saxutils import escape
+
+from openpyxl.utils import get_column_letter
+
+_CELL = re.compile(r'<c r="([A-Z]+[0-9]+)"([^>]*?)(?:/>|>.*?</c>)', re.DOTALL)
+_TYPE_ATTR = re.compile(r'\s+t="[^"]*"')
+_SHEET = re.compile(r'<sheet [^>]*?name="([^"]+)"[^>]*?r:id="([^"]+)"')
+_REL = re.compile(
+    r'<Relationship [^>]*?Id="([^"]+)"[^>]*?Target="([^"]+)"|<Relationship [^>]*?Target="([^"]+)"[^>]*?Id="([^"]+)"'
+)
+
+CellValue = str | int | Decimal
+
+
+class XlsxPatcher:
+    """Holds a template's zip entries in memory and writes patched copies of it."""
+
+    def __init__(self, data: bytes) -> None:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            self._entries = [(info, zf.read(info)) for info in zf.infolist()]
+            self.sheet_paths = _sheet_paths(zf)
+
+    def render(self, patches: Mapping[str, Mapping[str, CellValue]],
+               appended: Mapping[str, tuple[int, Sequence[Sequence[CellValue]]]] | None = None) -> bytes:
+        """A copy of the template with patches[sheet name][address] written into those cells, and
+        appended[sheet name] = (first row number, rows) added below the sheet's last row."""
+        by_path = {self.sheet_paths[sheet]: cells for sheet, cells in patches.items() if cells}
+        rows_by_path = {self.sheet_paths[sheet]: rows for sheet, rows in (appended or {}).items()}
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            for info, content in self._entries:
+                cells = by_path.get(info.filename)
+                rows = rows_by_path.get(info.filename)
+                if cells or rows:
+                    xml = content.decode("utf-8")
+                    if cells:
+                        xml = _patch_sheet(xml, cells, info.filename)
+                    if rows:
+                        xml = _append_rows(xml, *rows)
+                    content = xml.encode("utf-8")
+                zf.writestr(info.filename, content)
+        return out.getvalue()
+
+
+def _sheet_paths(zf: zipfile.ZipFile) -> dict[str, str]:
+    workbook = zf.read("xl/workbook.xml").decode("utf-8")
+    rels = zf.read("xl/_rels/workbook.xml.rels").decode("utf-8")
+    targets = {}
+    for match in _REL.finditer(rels):
+        rel_id, target = (match.group(1), match.group(2)) if match.group(1) else (match.group(4), match.group(3))
+        targets[rel_id] = target if target.startswith("/") else "xl/" + target
+    return {_unescape(name): targets[rel_id].lstrip("/") for name, rel_id in _SHEET.findall(workbook)}
+
+
+def _patch_sheet(xml: str, cells: Mapping[str, CellValue], where: str) -> str:
+    done: set[str] = set()
+
+    def replace(match: re.Match[str]) -> str:
+        address = match.group(1)
+        if address not in cells:
+            return match.group(0)
+        done.add(address)
+        attrs = _TYPE_ATTR.sub("", match.group(2))
+        value = cells[address]
+        if isinstance(value, str):
+            return f'<c r="{address}"{attrs} t="inlineStr"><is><t>{escape(value)}</t></is></c>'
+        number = format(value, "f") if isinstance(value, Decimal) else str(value)
+        return f'<c r="{address}"{attrs} t="n"><v>{number}</v></c>'
+
+    patched = _CELL.sub(replace, xml)
+    missing = set(cells) - done
+    if missing:
+        raise ValueError(f"{where}: template has no cells {sorted(missing)} to patch")
+    return patched
+
+
+def _append_rows(xml: str, first_row: int, rows: Sequence[Sequence[CellValue]]) -> str:
+    """Sheet XML with rows written after the existing ones (the template leaves those rows empty)."""
+    letters = [get_column_letter(i + 1) for i in range(max((len(r) for r in rows), default=0))]
+    parts = []
+    for offset, row in enumerate(rows):
+        n = first_row + offset
+        cells = []
+        for letter, value in zip(letters, row, strict=False):
+            if isinstance(value, str):
+                cells.append(f'<c r="{letter}{n}" t="inlineStr"><is><t>{escape(value)}</t></is></c>')
+            else:
+                number = format(value, "f") if isinstance(value, Decimal) else str(value)
+                cells.append(f'<c r="{letter}{n}" t="n"><v>{number}</v></c>')
+        parts.append(f'<row r="{n}">{"".join(cells)}</row>')
+    block = "".join(parts)
+    if "<sheetData/>" in xml:
+        return xml.replace("<sheetData/>", f"<sheetData>{block}</sheetData>", 1)
+    return xml.replace("</sheetData>", f"{block}</sheetData>", 1)
+
+
+def _unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&")
