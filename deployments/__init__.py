@@ -1,0 +1,1 @@
+"""How the flows run: schedules, serving and work pools. Only this package knows about them."""

@@ -1,0 +1,41 @@
+"""Builders for test data that go through the same code paths as production."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from sqlmodel import Session
+
+from schemas.form_spec import FormSpec
+from schemas.settings import Settings
+from tasks.db import get_engine
+from tasks.units import read_units_file, upsert_units
+
+UNITS_CSV = """code,name,kind,contact,email,phone
+G001,示范县人民政府办公室,government_office,王敏,g001@example.gov.cn,0376-5000001
+T001,城关镇,township,李强,t001@example.gov.cn,0376-5000002
+T002,河口乡,乡镇,张丽,t002@example.gov.cn,
+D001,示范县市场监督管理局,department,赵刚,d001@example.gov.cn,0376-5000004
+"""
+
+
+def register_units(settings: Settings, path: Path) -> None:
+    with Session(get_engine(settings.db_url)) as session:
+        upsert_units(session=session, rows=read_units_file(path))
+        session.commit()
+
+
+def valid_figures(form: FormSpec, **overrides: int | str) -> dict[str, Decimal]:
+    """Figures for every input cell of a unit that pass every hard rule: 2 new applications disclosed, some
+    licences and penalties, a fee. Keys given as overrides (dots as '__') replace those figures."""
+    figures = {c.key: Decimal(0) for c in form.input_cells}
+    figures.update({
+        "apply.new.natural_person": Decimal(2), "apply.result.open.natural_person": Decimal(1),
+        "apply.result.partial.natural_person": Decimal(1), "apply.new.commercial": Decimal(1),
+        "apply.carry_next.commercial": Decimal(1), "active.license.decisions": Decimal(120),
+        "active.penalty.decisions": Decimal(7), "active.fees.amount_wan": Decimal("12.3456"),
+    })
+    for key, value in overrides.items():
+        figures[key.replace("__", ".")] = Decimal(str(value))
+    return figures
