@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from xml.sax.saxutils import unescape
 
 import python_calamine
@@ -24,9 +25,7 @@ from tasks.identity import IDENTITY_SHEET
 # what calamine gives for a cell; dates and durations appear where a unit formatted a cell as one
 RawValue = float | int | str | bool | date | time | datetime | timedelta | None
 
-_DEFINED_NAME = re.compile(r"<definedName\b([^>]*)>([^<]*)</definedName>")
-_NAME_ATTR = re.compile(r'\bname="([^"]*)"')
-_LOCAL_ATTR = re.compile(r"\blocalSheetId=")
+_DEFINED_NAME = re.compile(r'<definedName\b([^>]*?)\bname="([^"]*)"([^>]*)>([^<]*)</definedName>')
 _REFERENCE = re.compile(r"^(?:'((?:[^']|'')+)'|([^'!]+))!\$?([A-Z]{1,3})\$?([0-9]+)$")
 
 
@@ -74,10 +73,12 @@ def read_workbook(data: bytes, form: FormSpec, name: str = "") -> RawWorkbook:
 
 def _defined_names(workbook_xml: str) -> dict[str, str]:
     names = {}
-    for attrs, ref in _DEFINED_NAME.findall(workbook_xml):
-        match = _NAME_ATTR.search(attrs)
-        if match and not _LOCAL_ATTR.search(attrs):  # sheet-local names are not ours
-            names[unescape(match.group(1), {"&quot;": '"'})] = unescape(ref, {"&quot;": '"', "&apos;": "'"})
+    for before, name, after, ref in _DEFINED_NAME.findall(workbook_xml):
+        if "localSheetId" in before or "localSheetId" in after:
+            continue  # sheet-local names are not ours
+        if "&" in ref:
+            ref = unescape(ref, {"&quot;": '"', "&apos;": "'"})
+        names[unescape(name) if "&" in name else name] = ref
     return names
 
 
@@ -94,42 +95,41 @@ def _read_cells(raw: RawWorkbook, form: FormSpec, book: python_calamine.Calamine
                 names: dict[str, str]) -> None:
     grids: dict[str, Sequence[Sequence[RawValue]]] = {}
     missing_sheets: set[str] = set()
+    sheet_names = set(book.sheet_names)  # a fresh list from Rust on every access: take it once
     for cell in form.cells:
         expected_sheet = form.sheet_by_id[cell.sheet].name
         ref = names.get(cell.key)
         where = _parse_reference(ref) if ref else None
         if where is None:
-            if expected_sheet not in book.sheet_names:
+            if expected_sheet not in sheet_names:
                 missing_sheets.add(expected_sheet)
                 continue
             note = "名称已被删除" if ref is None else f"名称指向无效位置（{ref}）"
             raw.issues.append(Issue(code="missing-name", sheet=expected_sheet, cell=cell.address, field=cell.key,
                                     label=cell.label, note=note))
             continue
-        sheet_name, column, row = where
-        if sheet_name not in book.sheet_names:
+        sheet_name, address, row, col = where
+        if sheet_name not in sheet_names:
             missing_sheets.add(sheet_name)
             continue
-        if sheet_name not in grids:
-            grids[sheet_name] = book.get_sheet_by_name(sheet_name).to_python(skip_empty_area=False)
-        raw.values[cell.key] = _at(grids[sheet_name], row, column)
-        raw.places[cell.key] = (sheet_name, f"{column}{row}")
+        grid = grids.get(sheet_name)
+        if grid is None:
+            grid = grids[sheet_name] = book.get_sheet_by_name(sheet_name).to_python(skip_empty_area=False)
+        raw.values[cell.key] = grid[row][col] if row < len(grid) and col < len(grid[row]) else None
+        raw.places[cell.key] = (sheet_name, address)
     for sheet_name in sorted(missing_sheets):
         raw.issues.append(Issue(code="missing-sheet", sheet=sheet_name))
 
 
-def _parse_reference(ref: str) -> tuple[str, str, int] | None:
+@lru_cache(maxsize=8192)  # the same few hundred references recur in every workbook of a form
+def _parse_reference(ref: str) -> tuple[str, str, int, int] | None:
+    """Sheet name, address and 0-based row and column of a name's reference like 'Sheet'!$D$6."""
     match = _REFERENCE.match(ref.strip())
     if not match:
         return None
     sheet = (match.group(1) or "").replace("''", "'") or match.group(2)
-    return sheet, match.group(3), int(match.group(4))
-
-
-def _at(grid: Sequence[Sequence[RawValue]], row: int, column: str) -> RawValue:
+    column, row = match.group(3), int(match.group(4))
     col = 0
     for char in column:
         col = col * 26 + ord(char) - 64
-    if row - 1 < len(grid) and col - 1 < len(grid[row - 1]):
-        return grid[row - 1][col - 1]
-    return None
+    return sheet, f"{column}{row}", row - 1, col - 1
