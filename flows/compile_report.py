@@ -56,7 +56,7 @@ def load_inputs(year: int) -> ReportInputs:
         assert campaign.id is not None
         figures = accepted_values(session=session, campaign_id=campaign.id)
         status = campaign_status(session=session, campaign=campaign)
-        designated = session.get(Unit, _unit_id(session, campaign.designated_unit_code))
+        designated = session.exec(select(Unit).where(Unit.code == campaign.designated_unit_code)).first()
         return ReportInputs(
             campaign_id=campaign.id,
             figures={code: {k: str(v) for k, v in vals.items()} for code, vals in figures.items()},
@@ -141,8 +141,3 @@ def compile_report(year: int, text_file: str | None = None, kind: str = "draft",
     get_run_logger().info("report %s: %s", year, summary.html)
     return summary
 
-
-def _unit_id(session: Session, code: str | None) -> int | None:
-    if code is None:
-        return None
-    return session.exec(select(Unit.id).where(Unit.code == code)).first()

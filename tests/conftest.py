@@ -43,7 +43,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 @pytest.fixture
 def settings(home: Path) -> Settings:
-    return get_settings()
+    settings = get_settings()
+    assert settings.home == home
+    return settings
 
 
 @pytest.fixture
