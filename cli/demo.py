@@ -46,19 +46,19 @@ def run_demo(year: int = 2021) -> int:
         figures = demo_county.FIGURES[code]
         if code == demo_county.BROKEN_UNIT:
             figures = demo_county.broken_first_return(figures)
-        _return(workbooks, inbox, code, year, figures, datetime(year + 1, 1, 8, 9, tzinfo=UTC) + timedelta(hours=5 * n))
+        _return(workbooks, inbox, code, year, figures, _office_hours(year, n))
     first = ingest_returns(year)
     log.info("   第一轮：%d 个文件，通过 %d，未通过 %d", first.files, first.accepted, first.rejected)
 
     log.info("3/5 %s 修改后重新报送", demo_county.BROKEN_UNIT)
     _return(workbooks, inbox, demo_county.BROKEN_UNIT, year, demo_county.FIGURES[demo_county.BROKEN_UNIT],
-            datetime(year + 1, 1, 16, 10, tzinfo=UTC), suffix="（修改后）")
+            datetime(year + 1, 1, 16, 2, tzinfo=UTC), suffix="（修改后）")
     second = ingest_returns(year)
     log.info("   第二轮：%d 个文件，通过 %d，未通过 %d", second.files, second.accepted, second.rejected)
 
     log.info("4/5 %s 逾期报送", demo_county.LATE_UNIT)
     _return(workbooks, inbox, demo_county.LATE_UNIT, year, demo_county.FIGURES[demo_county.LATE_UNIT],
-            datetime(year + 1, 1, 26, 15, tzinfo=UTC))
+            datetime(year + 1, 1, 26, 7, tzinfo=UTC))
     third = ingest_returns(year)
     log.info("   第三轮：%d 个文件，通过 %d，未通过 %d", third.files, third.accepted, third.rejected)
 
@@ -98,6 +98,11 @@ def _register_units(home: Path) -> None:
         result = upsert_units(session=session, rows=rows)
         session.commit()
     log.info("登记单位 %d 个（%s）", result.created, path)
+
+
+def _office_hours(year: int, n: int) -> datetime:
+    """The n-th on-time return: four a day from 8 January, between 09:00 and 15:00 Beijing time."""
+    return datetime(year + 1, 1, 8, 1, tzinfo=UTC) + timedelta(days=n // 4, hours=2 * (n % 4))
 
 
 def _return(workbooks: Path, inbox: Path, code: str, year: int, figures: dict[str, int | str], at: datetime,

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    log.propagate = False  # Prefect installs a root handler of its own; print each line once
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     configure_prefect(settings.home)
