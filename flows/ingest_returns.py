@@ -64,7 +64,8 @@ def examine_batch(paths: list[str], inbox: str, context: IngestContext) -> list[
     examined = []
     for path in paths:
         data, incoming = receive(Path(path), Path(inbox), get_settings().archive_dir)
-        examined.append(examine(data, incoming, form, key, context.unit_kinds, previous))
+        examined.append(examine(data, incoming, form, key, context.unit_kinds, previous,
+                                get_settings().max_upload_bytes))
     return examined
 
 

@@ -38,6 +38,9 @@ ISSUE_KINDS: dict[str, IssueKind] = {
     "not-a-workbook": IssueKind(
         "不是Excel工作簿", Category.STRUCTURE, Scope.FILE,
         "文件“{found}”不是Excel工作簿（.xlsx）。请使用下发的工作簿填报后原样报送，不要另存为其他格式。"),
+    "file-too-large": IssueKind(
+        "文件过大", Category.STRUCTURE, Scope.FILE,
+        "文件大小为{found}字节，超过上限{expected}字节，未予读取。下发的工作簿填好后一般不超过100KB，请勿在其中插入图片或其他内容。"),
     "corrupt-workbook": IssueKind(
         "工作簿已损坏", Category.STRUCTURE, Scope.FILE,
         "工作簿无法打开，文件可能已损坏或未完整传送（{note}）。请重新保存后再报送。"),

@@ -55,8 +55,11 @@ class Examination:
 
 
 def examine(data: bytes, incoming: Incoming, form: FormSpec, campaign: CampaignKey, unit_kinds: dict[str, str],
-            previous: dict[str, dict[str, Decimal]]) -> Examination:
+            previous: dict[str, dict[str, Decimal]], max_bytes: int = 5_000_000) -> Examination:
     """Identify the file (signed identity), then read and check every cell; every problem becomes an Issue."""
+    if len(data) > max_bytes:  # never unpack what may be a zip bomb; the bytes are archived all the same
+        issue = Issue(code="file-too-large", found=str(len(data)), expected=str(max_bytes))
+        return Examination(incoming, _known(incoming.claimed_unit, unit_kinds), [issue])
     raw = read_workbook(data, form, Path(incoming.name).name)
     if raw.identity is None:
         return Examination(incoming, _known(incoming.claimed_unit, unit_kinds), raw.issues)
