@@ -67,7 +67,9 @@ def examine(data: bytes, incoming: Incoming, form: FormSpec, campaign: CampaignK
     if identity_issue is not None:
         return Examination(incoming, unit_code, [identity_issue])
     assert unit_code is not None
-    context = CheckContext(unit_kind=unit_kinds[unit_code], previous=previous.get(unit_code))
+    # issues name the sheets as the unit sees them, should it have renamed one (the defined names follow)
+    sheet_names = {form.cell_by_key[key].sheet: place[0] for key, place in raw.places.items()}
+    context = CheckContext(unit_kind=unit_kinds[unit_code], previous=previous.get(unit_code), sheet_names=sheet_names)
     result = check_values(raw.values, form, context)
     return Examination(incoming, unit_code, [*raw.issues, *result.issues], result.values)
 

@@ -38,7 +38,8 @@ def units_to_issue(*, session: Session, campaign: Campaign, form: FormSpec,
     """Active units of the campaign that have no workbook yet, with their carry-over from last year."""
     issued = set(session.exec(select(Assignment.unit_id).where(Assignment.campaign_id == campaign.id)).all())
     units = session.exec(select(Unit).where(col(Unit.active).is_(True)).order_by(col(Unit.code))).all()
-    pairs = [p for r in form.rules if isinstance(r, CarryOverRule) for p in r.pairs]
+    # totals stay formulas: only input cells are pre-filled, so a unit can still correct its carry-over
+    pairs = [p for r in form.rules if isinstance(r, CarryOverRule) for p in r.pairs if p.this_year not in form.totals]
     plan = []
     for unit in units:
         if unit.id is None or unit.id in issued:
