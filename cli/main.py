@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(handler)
+    log.handlers = [handler]  # replaced, not added: main() may run several times in one process
     log.setLevel(logging.INFO)
     log.propagate = False  # Prefect installs a root handler of its own; print each line once
     settings = get_settings()

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from xml.sax.saxutils import escape
 
-from openpyxl.utils import get_column_letter
+from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
 
 _CELL = re.compile(r'<c r="([A-Z]+[0-9]+)"([^>]*?)(?:/>|>.*?</c>)', re.DOTALL)
 _TYPE_ATTR = re.compile(r'\s+t="[^"]*"')
@@ -22,6 +22,8 @@ _SHEET = re.compile(r'<sheet [^>]*?name="([^"]+)"[^>]*?r:id="([^"]+)"')
 _REL = re.compile(
     r'<Relationship [^>]*?Id="([^"]+)"[^>]*?Target="([^"]+)"|<Relationship [^>]*?Target="([^"]+)"[^>]*?Id="([^"]+)"'
 )
+
+_DIMENSION = re.compile(r'<dimension ref="([^"]+)"\s*/>')
 
 CellValue = str | int | Decimal
 
@@ -103,9 +105,22 @@ def _append_rows(xml: str, first_row: int, rows: Sequence[Sequence[CellValue]]) 
                 cells.append(f'<c r="{letter}{n}" t="n"><v>{number}</v></c>')
         parts.append(f'<row r="{n}">{"".join(cells)}</row>')
     block = "".join(parts)
+    # readers in streaming mode trust <dimension>: widen it to the rows just added
+    last = f"{letters[-1] if letters else 'A'}{first_row + len(rows) - 1}"
+    xml = _DIMENSION.sub(lambda m: f'<dimension ref="{_widest(m.group(1), last)}"/>', xml, count=1)
     if "<sheetData/>" in xml:
         return xml.replace("<sheetData/>", f"<sheetData>{block}</sheetData>", 1)
     return xml.replace("</sheetData>", f"{block}</sheetData>", 1)
+
+
+def _widest(ref: str, last: str) -> str:
+    """The range from ref's first cell to whichever of its last cell and `last` reaches further."""
+    first, _, end = ref.partition(":")
+    end = end or first
+    end_col, end_row = coordinate_from_string(end)
+    last_col, last_row = coordinate_from_string(last)
+    column = max(column_index_from_string(end_col), column_index_from_string(last_col))
+    return f"{first}:{get_column_letter(column)}{max(end_row, last_row)}"
 
 
 def _unescape(text: str) -> str:
