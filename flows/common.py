@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
+from prefect.utilities.annotations import quote
 from sqlalchemy.engine import Engine
 
 from schemas.form_spec import FormSpec, get_form
@@ -26,3 +27,8 @@ def batches(items: Sequence[T], size: int) -> Iterator[list[T]]:
     """Consecutive slices of at most size items: one Prefect task per slice, never one per item."""
     for start in range(0, len(items), size):
         yield list(items[start:start + size])
+
+
+def as_is(value: T) -> T:
+    """Pass a large task argument without Prefect walking it for futures (quote(), typed as the value)."""
+    return cast(T, quote(value))

@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from flows.common import engine, form_for
+from flows.common import as_is, engine, form_for
 from schemas.settings import get_settings
 from schemas.tables import EventLog, Report, Unit, UnitKind
 from tasks.campaigns import accepted_values, get_campaign
@@ -126,10 +126,12 @@ def record_report(campaign_id: int, summary: ReportSummary) -> None:
 def compile_report(year: int, text_file: str | None = None, kind: str = "draft",
                    county_name: str | None = None) -> ReportSummary:
     """Consolidate the latest accepted return of every unit and render the county report."""
+    # as_is(): large inputs are passed as they are, not walked by Prefect in search of futures
     inputs = load_inputs(year)
-    county = consolidate_task(year, inputs)
-    summary = render_outputs(year, inputs, county, text_file, county_name or get_settings().county_name, kind)
-    record_report(inputs.campaign_id, summary)
+    county = consolidate_task(year, as_is(inputs))
+    summary = render_outputs(year, as_is(inputs), as_is(county), text_file,
+                             county_name or get_settings().county_name, kind)
+    record_report(inputs.campaign_id, as_is(summary))
     create_markdown_artifact(
         key=f"report-{year}",
         markdown=(f"# {year}年度政府信息公开工作年度报告（{'草稿' if kind == 'draft' else '正式'}）\n\n"

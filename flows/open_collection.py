@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlmodel import Session, func, select
 
-from flows.common import batches, engine, form_for
+from flows.common import as_is, batches, engine, form_for
 from schemas.settings import get_settings
 from schemas.tables import Assignment
 from tasks.campaigns import open_campaign, previous_year_values
@@ -80,7 +80,7 @@ def open_collection(year: int, deadline: date, designated_unit: str | None = Non
     if units:
         template = build_template_task(year, deadline)
         for batch in batches(units, get_settings().batch_size):
-            issued += issue_batch(template, plan, year, batch)
+            issued += issue_batch(as_is(template), as_is(plan), year, as_is(batch))
     get_run_logger().info("campaign %s: %d workbooks issued now, %d before", year, issued, plan.already_issued)
     return OpenSummary(year=year, campaign_id=plan.campaign_id, created=plan.created, issued=issued,
                        already_issued=plan.already_issued, outbox=str(get_settings().outbox_dir(year)))

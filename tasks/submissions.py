@@ -38,17 +38,31 @@ class Stored:
 def store_examinations(*, session: Session, campaign_id: int, form: FormSpec,
                        examinations: list[Examination]) -> list[Stored]:
     """Store each examined file in its own savepoint; the caller commits the batch."""
+    # what every file needs to know is read once for the batch, not queried file by file
     unit_ids = dict(session.exec(select(Unit.code, Unit.id)).all())
+    shas = [exam.incoming.sha256 for exam in examinations]
+    known = {s.sha256: s for s in session.exec(select(Submission).where(
+        Submission.campaign_id == campaign_id, col(Submission.sha256).in_(shas))).all()}
+    assignments = {a.unit_id: a for a in session.exec(
+        select(Assignment).where(Assignment.campaign_id == campaign_id)).all()}
+    versions: dict[int | None, int] = {uid: int(n) for uid, n in session.exec(
+        select(Submission.unit_id, func.count()).where(Submission.campaign_id == campaign_id)
+        .group_by(col(Submission.unit_id))).all()}
     stored = []
     for exam in examinations:
-        earlier = session.exec(select(Submission).where(Submission.campaign_id == campaign_id,
-                                                        Submission.sha256 == exam.incoming.sha256)).first()
+        earlier = known.get(exam.incoming.sha256)
         if earlier is not None and earlier.id is not None:
             stored.append(Stored(earlier.id, exam.unit_code, earlier.verdict, earlier.version, True, exam))
             continue
+        unit_id = unit_ids.get(exam.unit_code) if exam.unit_code else None
         try:
             with session.begin_nested():
-                stored.append(_store_one(session, campaign_id, form, exam, unit_ids))
+                item = _store_one(session, campaign_id, form, exam, unit_id, assignments.get(unit_id or -1),
+                                  versions.get(unit_id, 0) + 1 if unit_id is not None else 1)
+            stored.append(item)
+            known[exam.incoming.sha256] = session.get_one(Submission, item.submission_id)
+            if unit_id is not None:
+                versions[unit_id] = versions.get(unit_id, 0) + 1
         except IntegrityError:
             # another ingest run stored the same bytes between our look-up and our insert
             log.warning("file %s stored concurrently by another run", exam.incoming.name)
@@ -59,18 +73,8 @@ def store_examinations(*, session: Session, campaign_id: int, form: FormSpec,
     return stored
 
 
-def _store_one(session: Session, campaign_id: int, form: FormSpec, exam: Examination,
-               unit_ids: dict[str, int | None]) -> Stored:
-    unit_id = unit_ids.get(exam.unit_code) if exam.unit_code else None
-    assignment = None
-    if unit_id is not None:
-        assignment = session.exec(select(Assignment).where(Assignment.campaign_id == campaign_id,
-                                                           Assignment.unit_id == unit_id)).first()
-    version = 1
-    if unit_id is not None:
-        count = session.exec(select(func.count()).select_from(Submission).where(
-            Submission.campaign_id == campaign_id, Submission.unit_id == unit_id)).one()
-        version = int(count) + 1
+def _store_one(session: Session, campaign_id: int, form: FormSpec, exam: Examination, unit_id: int | None,
+               assignment: Assignment | None, version: int) -> Stored:
     verdict = Verdict.ACCEPTED if exam.accepted else Verdict.REJECTED
     replaced = None
     if assignment is not None and assignment.accepted_submission_id and verdict is Verdict.ACCEPTED:
