@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -117,8 +117,7 @@ class Submission(SQLModel, table=True):
 
 
 class SubmissionValue(SQLModel, table=True):
-    __table_args__ = (Index("ix_submissionvalue_key", "key"),)
-
+    # read by submission (the primary key's prefix); no index by key: it would cost every insert ~40%
     submission_id: int = Field(foreign_key="submission.id", primary_key=True)
     key: str = Field(primary_key=True, max_length=80)
     value: str = Field(description="Exact decimal as text, e.g. '17726' or '309.0263'")

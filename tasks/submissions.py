@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert
+from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
@@ -20,6 +20,7 @@ from schemas.tables import Assignment, AssignmentStatus, EventLog, Submission, S
 from tasks.ingest import Examination
 
 log = logging.getLogger(__name__)
+VALUES_TABLE: Table = SubmissionValue.__table__  # type: ignore[attr-defined]  # SQLModel sets it at class creation
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ def _store_one(session: Session, campaign_id: int, form: FormSpec, exam: Examina
     session.flush()
     assert submission.id is not None
     if exam.values:
-        session.execute(insert(SubmissionValue), [
+        # Core executemany: the ORM's bulk path costs ~10 us a row, and a return has 200 rows
+        session.connection().execute(VALUES_TABLE.insert(), [
             {"submission_id": submission.id, "key": key, "value": storage_text(form, key, value)}
             for key, value in exam.values.items()
         ])
