@@ -64,6 +64,7 @@ TARGET_ISSUE_PER_S = 100.0
 TARGET_INGEST_RATIO = 10.0
 TARGET_READER_MS = 1.0
 TARGET_REPORT_S = 2.0
+REPORT_REPEATS = 3  # compile-report is timed this many times (each compiles a new draft); the median is judged
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -674,13 +675,18 @@ def main_run(n: int, seed: int, keep: bool, probes: bool) -> int:
 
     from flows.compile_report import compile_report
 
-    report, report_s = timed(lambda: compile_report(YEAR))
+    report, first_report_s = timed(lambda: compile_report(YEAR))
+    report_calls = [first_report_s] + [timed(lambda: compile_report(YEAR))[1] for _ in range(REPORT_REPEATS - 1)]
+    report_s = statistics.median(report_calls)  # the flow's time varies run to run; the first call also imports
     mismatched = compare_county(form, report.figures, expected)
     plain_report = report_plain(form, YEAR)
-    results["report"] = {"flow_s": report_s, "units_accepted": report.units_accepted, "errors": report.errors,
+    results["report"] = {"flow_s": report_s, "flow_calls_s": report_calls,
+                         "units_accepted": report.units_accepted, "errors": report.errors,
                          "county_figures_match_generated": not mismatched, "mismatched_cells": mismatched[:5],
                          "plain": plain_report}
-    say(f"[6/7] compile-report flow: {report_s:.2f} s for {report.units_accepted} units; plain: load "
+    calls = ", ".join(f"{c:.2f}" for c in report_calls)
+    say(f"[6/7] compile-report flow: median {report_s:.2f} s of {len(report_calls)} calls ({calls} s) for "
+        f"{report.units_accepted} units; plain: load "
         f"{plain_report['load_accepted_s'] * 1000:.0f} ms + consolidate {plain_report['consolidate_s'] * 1000:.0f} ms"
         f", render {plain_report['render_s'] * 1000:.0f} ms; county figures match: {not mismatched}")
 
@@ -720,7 +726,7 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         {"target": f"reader < {TARGET_READER_MS:.0f} ms/file (mean)",
          "measured": f"{results['ingest']['plain']['reader_ms']['mean']:.2f} ms",
          "met": results["ingest"]["plain"]["reader_ms"]["mean"] < TARGET_READER_MS},
-        {"target": f"report < {TARGET_REPORT_S:.0f} s for {results['units']} units (compile-report flow)",
+        {"target": f"report < {TARGET_REPORT_S:.0f} s for {results['units']} units (compile-report flow, median)",
          "measured": f"{results['report']['flow_s']:.2f} s", "met": results["report"]["flow_s"] < TARGET_REPORT_S},
         {"target": f"memory flat: peak RSS ingest N / N/4 <= {MEMORY_FLAT_RATIO}",
          "measured": f"{ratio:.2f}" if ratio is not None else "not measured",
@@ -757,7 +763,8 @@ def print_table(results: Mapping[str, Any]) -> None:
         ("answer (write_answer)", f"{pl['answer_ms_per_file']:.2f} ms/file"),
         ("INGEST plain estimate (examine+store+answer)", f"{ing['plain_files_per_s']:.0f} files/s "
                                                         f"({ing['plain_ms_per_file']:.2f} ms/file)"),
-        ("REPORT flow", f"{rep['flow_s']:.2f} s"),
+        ("REPORT flow (median of calls)", f"{rep['flow_s']:.2f} s (calls: "
+                                          f"{', '.join(f'{c:.2f}' for c in rep['flow_calls_s'])} s)"),
         ("REPORT plain consolidation", f"{rep['plain']['consolidation_total_s'] * 1000:.0f} ms (load "
                                        f"{rep['plain']['load_accepted_s'] * 1000:.0f} + consolidate "
                                        f"{rep['plain']['consolidate_s'] * 1000:.0f})"),
