@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from flows.common import as_is, batches, engine, form_for
 from schemas.settings import get_settings
-from schemas.tables import Assignment, Unit
-from tasks.answers import Answer, write_answer
-from tasks.campaigns import get_campaign, previous_year_values
+from tasks.answers import write_answer
 from tasks.inbox import move_processed, new_files, receive
-from tasks.ingest import CampaignKey, Examination, examine
-from tasks.submissions import Stored, store_examinations
+from tasks.ingest import Examination
+from tasks.intake import IngestContext, answer_for, examine_received, load_ingest_context, store_received
+from tasks.submissions import Stored
 
 
 class IngestSummary(BaseModel):
@@ -30,50 +27,24 @@ class IngestSummary(BaseModel):
     answers: list[str]
 
 
-class IngestContext(BaseModel):
-    campaign: tuple[int, int, str, str, str]  # id, year, form id, form version, secret
-    deadline: date
-    unit_kinds: dict[str, str]
-    unit_names: dict[str, str]
-    previous: dict[str, dict[str, str]]
-
-
 @task(name="load-campaign", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def load_context(year: int) -> IngestContext:
-    form = form_for()
     with Session(engine()) as session:
-        campaign = get_campaign(session=session, form=form, year=year)
-        units = session.exec(select(Unit).join(Assignment, col(Assignment.unit_id) == col(Unit.id))
-                             .where(Assignment.campaign_id == campaign.id)).all()
-        previous = previous_year_values(session=session, form=form, year=year)
-        assert campaign.id is not None
-        return IngestContext(
-            campaign=(campaign.id, campaign.year, campaign.form_id, campaign.form_version, campaign.secret),
-            deadline=campaign.deadline,
-            unit_kinds={u.code: u.kind.value for u in units}, unit_names={u.code: u.name for u in units},
-            previous={code: {k: str(v) for k, v in vals.items()} for code, vals in previous.items()},
-        )
+        return load_ingest_context(session=session, form=form_for(), year=year)
 
 
 @task(name="examine-returns", cache_policy=NO_CACHE)
 def examine_batch(paths: list[str], inbox: str, context: IngestContext) -> list[Examination]:
     """Archive each file's bytes, then identify, read and check it. Never raises for a bad file."""
-    form = form_for()
-    key = CampaignKey(*context.campaign)
-    previous = {code: {k: Decimal(v) for k, v in vals.items()} for code, vals in context.previous.items()}
-    examined = []
-    for path in paths:
-        data, incoming = receive(Path(path), Path(inbox), get_settings().archive_dir)
-        examined.append(examine(data, incoming, form, key, context.unit_kinds, previous,
-                                get_settings().max_upload_bytes))
-    return examined
+    settings = get_settings()
+    received = [receive(Path(path), Path(inbox), settings.archive_dir) for path in paths]
+    return examine_received(received, form=form_for(), context=context, max_bytes=settings.max_upload_bytes)
 
 
 @task(name="store-returns", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def store_batch(campaign_id: int, examinations: list[Examination]) -> list[Stored]:
+def store_batch(context: IngestContext, examinations: list[Examination]) -> list[Stored]:
     with Session(engine()) as session:
-        stored = store_examinations(session=session, campaign_id=campaign_id, form=form_for(),
-                                    examinations=examinations)
+        stored = store_received(session=session, form=form_for(), context=context, examinations=examinations)
         session.commit()
     return stored
 
@@ -84,17 +55,10 @@ def answer_batch(year: int, context: IngestContext, stored: list[Stored]) -> lis
     settings = get_settings()
     written = []
     for item in stored:
-        exam = item.examination
-        answer = Answer(
-            unit_code=item.unit_code, unit_name=context.unit_names.get(item.unit_code or ""),
-            file_name=exam.incoming.name, year=year, accepted=item.verdict.value == "accepted",
-            duplicate=item.duplicate, version=item.version,
-            received_at=datetime.fromisoformat(exam.incoming.received_at_iso), replaces=item.replaces_version,
-            issues=[i.public() for i in exam.issues], deadline=context.deadline,
-        )
-        written.append(str(write_answer(answer, settings.outbox_dir(year))))
-        if exam.incoming.source_path:
-            move_processed(Path(exam.incoming.source_path), settings.campaign_dir(year) / "processed")
+        written.append(str(write_answer(answer_for(item, context), settings.outbox_dir(year))))
+        source = item.examination.incoming.source_path
+        if source:
+            move_processed(Path(source), settings.campaign_dir(year) / "processed")
     return written
 
 
@@ -109,7 +73,7 @@ def ingest_returns(year: int, inbox: str | None = None) -> IngestSummary:
     for batch in batches(paths, settings.batch_size):
         # as_is(): Prefect would otherwise walk every figure of every file looking for futures (~6 ms a file)
         examined = examine_batch(batch, str(folder), as_is(context))
-        stored = store_batch(context.campaign[0], as_is(examined))
+        stored = store_batch(as_is(context), as_is(examined))
         summary.answers += answer_batch(year, as_is(context), as_is(stored))
         for item in stored:
             if item.duplicate:
