@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -58,6 +59,8 @@ BASELINE_MIN_SAMPLE = 200  # ... and then on a random sample of at least this ma
 OPENPYXL_FILLED = 20  # returns filled with openpyxl (as another program saves them); the rest are patched
 PROBE_TAG = "MEMORY-PROBE "
 MEMORY_FLAT_RATIO = 1.25  # peak(N) / peak(N/4) at or below this counts as flat
+
+_PROCESS_SCOPE = ExitStack()
 
 # targets of the issue
 TARGET_ISSUE_PER_S = 100.0
@@ -84,6 +87,9 @@ def configure_environment(root: Path) -> None:
     from schemas.settings import get_settings
 
     get_settings.cache_clear()
+    from cli.prefect_env import foreground_runs
+
+    _PROCESS_SCOPE.enter_context(foreground_runs())  # flows run as the CLI runs them, for the rest of the process
 
 
 def machine() -> dict[str, Any]:

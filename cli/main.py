@@ -17,7 +17,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from cli.prefect_env import configure_prefect
+from cli.prefect_env import configure_prefect, foreground_runs
 from schemas.settings import get_settings
 
 log = logging.getLogger("nianbao")
@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     settings.home.mkdir(parents=True, exist_ok=True)
     configure_prefect(settings.home)
     try:
-        return int(args.run(args))
+        with foreground_runs():
+            return int(args.run(args))
     except (ValueError, FileNotFoundError) as exc:
         log.error("nianbao: %s", exc)
         return 2

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 OFFLINE_DEFAULTS = {
@@ -20,3 +22,17 @@ def configure_prefect(home: Path) -> None:
         os.environ.setdefault(name, value)
     if "PREFECT_API_URL" not in os.environ and "PREFECT_HOME" not in os.environ:
         os.environ["PREFECT_HOME"] = str((home / "prefect").resolve())
+
+
+@contextmanager
+def foreground_runs() -> Iterator[None]:
+    """Settings for flows the CLI runs in the foreground, while the person who started them waits.
+
+    Flow-run heartbeats exist so that a server can tell a crashed run of a deployment from a live one; a run in
+    this terminal ends or fails in front of its user. Prefect joins the heartbeat thread at the end of every flow,
+    which sleeps in whole seconds: up to 1 s added to each command. Served deployments keep their heartbeats.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield

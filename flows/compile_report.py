@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -40,9 +41,12 @@ class ReportSummary(BaseModel):
     figures: dict[str, object]
 
 
-class ReportInputs(BaseModel):
+@dataclass(frozen=True)
+class ReportInputs:
+    """A plain dataclass: validating 200,000 figures as a pydantic model would cost a tenth of a second."""
+
     campaign_id: int
-    figures: dict[str, dict[str, str]]
+    figures: dict[str, dict[str, Decimal]]
     units: list[tuple[str, str, str, str]]  # code, name, kind (Chinese), status (Chinese)
     designated: str | None
     designated_name: str
@@ -59,7 +63,7 @@ def load_inputs(year: int) -> ReportInputs:
         designated = session.exec(select(Unit).where(Unit.code == campaign.designated_unit_code)).first()
         return ReportInputs(
             campaign_id=campaign.id,
-            figures={code: {k: str(v) for k, v in vals.items()} for code, vals in figures.items()},
+            figures=figures,
             units=[(s.unit, s.name, UnitKind(s.kind).chinese, STATUS_CHINESE[s.status]) for s in status],
             designated=campaign.designated_unit_code, designated_name=designated.name if designated else "",
         )
@@ -67,8 +71,7 @@ def load_inputs(year: int) -> ReportInputs:
 
 @task(name="consolidate", cache_policy=NO_CACHE)
 def consolidate_task(year: int, inputs: ReportInputs) -> CountyFigures:
-    per_unit = {code: {k: Decimal(v) for k, v in vals.items()} for code, vals in inputs.figures.items()}
-    return consolidate(form_for(), year, per_unit, len(inputs.units), inputs.designated)
+    return consolidate(form_for(), year, inputs.figures, len(inputs.units), inputs.designated)
 
 
 @task(name="render-report", cache_policy=NO_CACHE)
@@ -95,8 +98,7 @@ def render_outputs(year: int, inputs: ReportInputs, county: CountyFigures, text_
     stem = f"{year}年政府信息公开工作年度报告-{kind}-{now:%Y%m%d-%H%M%S}"
     html_path = folder / f"{stem}.html"
     html_path.write_text(render_report(context), encoding="utf-8")
-    units = [UnitRow(code, name, kind_cn, status,
-                     {k: Decimal(v) for k, v in inputs.figures[code].items()} if code in accepted else None)
+    units = [UnitRow(code, name, kind_cn, status, inputs.figures.get(code))
              for code, name, kind_cn, status in inputs.units]
     xlsx_path = folder / f"{stem}.xlsx"
     heading = f"{title}（汇总：{county.units_accepted}/{county.units_expected}个单位）"
