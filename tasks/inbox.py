@@ -1,13 +1,21 @@
-"""The inbox folder: which files are new, archive them first, move them aside once stored.
+"""The inbox folder: which files are new, claim them, archive them first, move them aside once stored.
 
 Files directly in the inbox come from an unknown sender (the signed identity says whose they are). Files in a
 subfolder named after a unit code came from that unit, and must be that unit's workbook.
+
+An ingest run first claims the waiting files by renaming them into a folder of its own (`.claimed/<run>/`, same
+layout): a rename is atomic, so two runs over the same inbox (two workers on shared storage, or a scheduled run
+overlapping a manual one) never take the same file. A run that dies leaves its claim behind; after STALE_CLAIM the
+next run takes those files over (storing is idempotent by content hash, so a file half-done is simply done again).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-from datetime import UTC, datetime
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tasks.archive import archive_bytes
@@ -15,6 +23,16 @@ from tasks.ingest import Incoming
 
 _IGNORED_PREFIXES = ("~$", ".", "~")  # Excel/WPS lock files and hidden files are not returns
 _IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload")
+CLAIMS = ".claimed"
+STALE_CLAIM = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The files one run took from the inbox; unit subfolders keep their names under root."""
+
+    root: Path
+    paths: list[Path]
 
 
 def new_files(inbox: Path) -> list[Path]:
@@ -26,14 +44,76 @@ def new_files(inbox: Path) -> list[Path]:
         if folder.is_dir() and not folder.name.startswith("."):
             found += [p for p in folder.iterdir() if p.is_file()]
     waiting = [p for p in found if not p.name.startswith(_IGNORED_PREFIXES) and not p.name.endswith(_IGNORED_SUFFIXES)]
-    return sorted(waiting, key=lambda p: (p.stat().st_mtime, p.name))
+    return sorted(waiting, key=_arrival)
 
 
-def receive(path: Path, inbox: Path, archive_dir: Path) -> tuple[bytes, Incoming]:
-    """Archive a waiting file's bytes and describe it; its arrival time is the file's modification time."""
+def claim_new_files(inbox: Path, now: datetime | None = None) -> Claim:
+    """Take every waiting file (and those of claims gone stale) into a new claim folder of this run, oldest first."""
+    moment = now or datetime.now(UTC)
+    root = inbox / CLAIMS / f"{moment:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    sources = [(inbox, p) for p in new_files(inbox)]
+    for stale in _stale_claims(inbox, moment):
+        sources += [(stale, p) for p in new_files(stale)]
+    taken = []
+    for source_root, path in sorted(sources, key=lambda s: _arrival(s[1])):
+        target = root / path.relative_to(source_root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(path, target)  # keeps the modification time: the arrival time
+        except FileNotFoundError:
+            continue  # another run claimed it first
+        taken.append(target)
+    return Claim(root, taken)
+
+
+def release(claim: Claim) -> None:
+    """Remove the claim's folders once every file has moved on (a folder still holding a file is kept)."""
+    for folder in sorted((p for p in claim.root.rglob("*") if p.is_dir()), reverse=True):
+        _remove_if_empty(folder)
+    _remove_if_empty(claim.root)
+    for stale in _stale_claims(claim.root.parent.parent, datetime.now(UTC)):
+        if not any(p.is_file() for p in stale.rglob("*")):
+            shutil.rmtree(stale, ignore_errors=True)
+    _remove_if_empty(claim.root.parent)
+
+
+def _stale_claims(inbox: Path, now: datetime) -> list[Path]:
+    folder = inbox / CLAIMS
+    if not folder.is_dir():
+        return []
+    stale = []
+    for claim in folder.iterdir():
+        try:
+            started = datetime.strptime(claim.name.split("-", 1)[0], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        if now - started > STALE_CLAIM:
+            stale.append(claim)
+    return stale
+
+
+def _arrival(path: Path) -> tuple[float, str]:
+    try:
+        return path.stat().st_mtime, path.name
+    except FileNotFoundError:  # claimed by another run meanwhile; the rename will say so
+        return 0.0, path.name
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # not empty, or already gone
+
+
+def receive(path: Path, root: Path, archive_dir: Path) -> tuple[bytes, Incoming]:
+    """Archive a waiting file's bytes and describe it; its arrival time is the file's modification time.
+
+    root: the inbox, or the claim folder the file was moved to; a subfolder of root names the sending unit.
+    """
     data = path.read_bytes()
     digest, archived = archive_bytes(data, archive_dir, path.suffix.lower() or ".bin")
-    claimed = path.parent.name if path.parent != inbox else None
+    claimed = path.parent.name if path.parent != root else None
     arrived = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     incoming = Incoming(name=path.name, sha256=digest, size=len(data), archive_path=str(archived),
                         received_at_iso=arrived.isoformat(), channel="inbox",
@@ -42,10 +122,10 @@ def receive(path: Path, inbox: Path, archive_dir: Path) -> tuple[bytes, Incoming
     return data, incoming
 
 
-def move_processed(path: Path, processed_dir: Path) -> Path:
-    """Move a stored file out of the inbox (its bytes are already archived); never overwrite."""
+def move_processed(path: Path, root: Path, processed_dir: Path) -> Path:
+    """Move a stored file out of the inbox or claim folder root (its bytes are archived); never overwrite."""
     day = datetime.now(UTC).strftime("%Y%m%d")
-    target_dir = processed_dir / day / (path.parent.name if path.parent.name != "inbox" else "")
+    target_dir = processed_dir / day / (path.parent.name if path.parent != root else "")
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / path.name
     n = 1

@@ -67,6 +67,7 @@ def test_import_open_ingest_status_report(settings: Settings, units_file: Path, 
     assert report["cells"]["active.fees.amount_wan"] == "12.3456"
 
 
+@pytest.mark.usefixtures("home")  # a data folder of its own, never the repository's ./var
 def test_status_without_today_judges_by_the_real_date(units_file: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["units", "import", str(units_file)]) == 0

@@ -1,0 +1,60 @@
+"""Claiming the inbox: two runs never take the same file, none is lost, a dead run's files are taken over."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tasks.inbox import CLAIMS, STALE_CLAIM, claim_new_files, move_processed, release
+
+
+def _drop(inbox: Path, n: int) -> set[str]:
+    (inbox / "T001").mkdir(parents=True)
+    names = set()
+    for i in range(n):
+        path = inbox / (f"T001/回执{i}.xlsx" if i % 5 == 0 else f"报表{i}.xlsx")
+        path.write_bytes(f"file {i}".encode())
+        names.add(str(path.relative_to(inbox)))
+    return names
+
+
+def test_two_runs_at_once_share_the_inbox_without_overlap(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    dropped = _drop(inbox, 400)
+    claims = []
+    start = threading.Barrier(2)
+
+    def run() -> None:
+        start.wait()
+        claims.append(claim_new_files(inbox))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    taken = [{str(p.relative_to(c.root)) for p in c.paths} for c in claims]
+    assert taken[0] & taken[1] == set()
+    assert taken[0] | taken[1] == dropped  # every file claimed by exactly one run, unit folders kept
+    for claim in claims:
+        assert all(p.is_file() for p in claim.paths)
+
+
+def test_a_claim_left_by_a_dead_run_is_taken_over_once_stale(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    dropped = _drop(inbox, 6)
+    started = datetime(2022, 1, 10, 8, 0, tzinfo=UTC)
+    dead = claim_new_files(inbox, now=started)  # ... and the run dies before storing anything
+
+    assert claim_new_files(inbox, now=started + STALE_CLAIM / 2).paths == []  # still its owner's
+    late = claim_new_files(inbox, now=started + STALE_CLAIM + timedelta(minutes=1))
+
+    assert {str(p.relative_to(late.root)) for p in late.paths} == dropped
+    for path in late.paths:
+        move_processed(path, late.root, tmp_path / "processed")
+    release(late)
+    assert not dead.root.exists() and not (inbox / CLAIMS).exists()
+    assert sorted(p.name for p in (tmp_path / "processed").rglob("*.xlsx")) == sorted(Path(n).name for n in dropped)
+    assert all(p.parent.name == "T001" for p in (tmp_path / "processed").rglob("回执*.xlsx"))
