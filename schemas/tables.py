@@ -96,7 +96,8 @@ class Assignment(SQLModel, table=True):
 class Submission(SQLModel, table=True):
     """Every returned file, accepted or not. The raw bytes are in the archive under their sha256."""
 
-    __table_args__ = (UniqueConstraint("campaign_id", "sha256"),)
+    # the same bytes from two units are two returns (the second one's own wrong-unit rejection)
+    __table_args__ = (UniqueConstraint("campaign_id", "sha256", "unit_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(foreign_key="campaign.id", index=True)

@@ -4,7 +4,8 @@ A batch of files is written in a handful of statements (one multi-row insert per
 figure), not file by file through the ORM: per-object ORM work cost ~2 ms a file, more than reading and checking it.
 The batch sits in a SAVEPOINT; should it fail on a unique key (another ingest run stored one of its files between
 our look-up and our insert), it is rolled back and stored again one file per savepoint, so the files the other run
-stored become duplicates and the rest still land. The same bytes twice in a campaign are stored once (sha256).
+stored become duplicates and the rest still land. The same bytes twice from one unit in a campaign are stored once
+(sha256); the same bytes from another unit are that unit's own return (rejected: a workbook not its own).
 """
 
 from __future__ import annotations
@@ -12,16 +13,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, update
+from sqlalchemy import select as sa_select  # sqlmodel's select types at most 4 columns
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from schemas.form_spec import CellType, FormSpec
-from schemas.tables import Assignment, AssignmentStatus, EventLog, Submission, SubmissionValue, Unit, Verdict, utcnow
+from schemas.tables import (
+    Assignment,
+    AssignmentStatus,
+    Campaign,
+    EventLog,
+    Submission,
+    SubmissionValue,
+    Unit,
+    Verdict,
+    utcnow,
+)
 from tasks.ingest import Examination
 
 log = logging.getLogger(__name__)
@@ -74,6 +86,8 @@ class _Planned:
     version: int
     errors: int
     replaces: _Planned | tuple[int, int] | None  # in-batch predecessor, or (id, version) of the stored one
+    consolidated: bool = False  # becomes the unit's accepted return (the latest arrival that was accepted)
+    newest: bool = False  # the unit's latest arrival so far
     id: int | None = None
 
     def replaces_id(self) -> int | None:
@@ -84,46 +98,61 @@ class _Planned:
 
 
 def _store_batch(conn: Connection, campaign_id: int, form: FormSpec, exams: Sequence[Examination]) -> list[Stored]:
+    # One writer per campaign at a time (a row lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already is one): two
+    # runs storing at once would otherwise number a unit's versions twice or point it at an older return.
+    conn.execute(select(Campaign.id).where(Campaign.id == campaign_id).with_for_update())
     codes = {e.unit_code for e in exams if e.unit_code}
     unit_ids: dict[str, int] = dict(conn.execute(select(Unit.code, Unit.id).where(col(Unit.code).in_(codes))).all())
     ids = set(unit_ids.values())
-    known: dict[str, tuple[int, Verdict, int] | _Planned] = {
-        sha: (sid, verdict, version) for sid, sha, verdict, version in conn.execute(
-            select(Submission.id, Submission.sha256, Submission.verdict, Submission.version).where(
-                Submission.campaign_id == campaign_id,
-                col(Submission.sha256).in_({e.incoming.sha256 for e in exams})))}
+    # the same bytes are the same return only from the same unit: unit A sending B's file is A's own (wrong) return
+    known: dict[tuple[str, int | None], tuple[int, Verdict, int] | _Planned] = {
+        (sha, uid): (sid, verdict, version) for sid, sha, uid, verdict, version in conn.execute(
+            sa_select(SUBMISSIONS.c.id, SUBMISSIONS.c.sha256, SUBMISSIONS.c.unit_id, SUBMISSIONS.c.verdict,
+                      SUBMISSIONS.c.version).where(
+                SUBMISSIONS.c.campaign_id == campaign_id,
+                SUBMISSIONS.c.sha256.in_({e.incoming.sha256 for e in exams})))}
     versions: dict[int, int] = {uid: int(n) for uid, n in conn.execute(
         select(Submission.unit_id, func.count()).where(Submission.campaign_id == campaign_id,
                                                        col(Submission.unit_id).in_(ids))
         .group_by(col(Submission.unit_id)))}
     accepted_now: dict[int, _Planned | tuple[int, int] | None] = {}
+    accepted_at: dict[int, datetime] = {}
+    newest_at: dict[int, datetime] = {}
     assignment_of: dict[int, int] = {}
-    for aid, uid, accepted_id, accepted_version in conn.execute(
-            select(Assignment.id, Assignment.unit_id, Assignment.accepted_submission_id, Submission.version)
-            .outerjoin(Submission, col(Submission.id) == col(Assignment.accepted_submission_id))
-            .where(Assignment.campaign_id == campaign_id, col(Assignment.unit_id).in_(ids))):
+    for aid, uid, last_at, accepted_id, accepted_version, accepted_received in conn.execute(
+            sa_select(ASSIGNMENTS.c.id, ASSIGNMENTS.c.unit_id, ASSIGNMENTS.c.last_submission_at,
+                      ASSIGNMENTS.c.accepted_submission_id, SUBMISSIONS.c.version, SUBMISSIONS.c.received_at)
+            .outerjoin(SUBMISSIONS, SUBMISSIONS.c.id == ASSIGNMENTS.c.accepted_submission_id)
+            .where(ASSIGNMENTS.c.campaign_id == campaign_id, ASSIGNMENTS.c.unit_id.in_(ids))):
         assignment_of[uid] = aid
         accepted_now[uid] = (accepted_id, accepted_version) if accepted_id is not None else None
+        if accepted_received is not None:
+            accepted_at[uid] = _aware(accepted_received)
+        if last_at is not None:
+            newest_at[uid] = _aware(last_at)
 
     order: list[_Planned | tuple[Examination, tuple[int, Verdict, int] | _Planned]] = []
     planned: list[_Planned] = []
     for exam in exams:
-        earlier = known.get(exam.incoming.sha256)
+        unit_id = unit_ids.get(exam.unit_code) if exam.unit_code else None
+        earlier = known.get((exam.incoming.sha256, unit_id))
         if earlier is not None:
             order.append((exam, earlier))
             continue
-        unit_id = unit_ids.get(exam.unit_code) if exam.unit_code else None
         verdict = Verdict.ACCEPTED if exam.accepted else Verdict.REJECTED
-        version = 1
-        replaces = None
+        item = _Planned(exam, unit_id, verdict, 1, sum(1 for i in exam.issues if i.is_error), None)
         if unit_id is not None:
-            version = versions[unit_id] = versions.get(unit_id, 0) + 1
-            if verdict is Verdict.ACCEPTED:
-                replaces = accepted_now.get(unit_id)
-        item = _Planned(exam, unit_id, verdict, version, sum(1 for i in exam.issues if i.is_error), replaces)
-        if unit_id is not None and verdict is Verdict.ACCEPTED:
-            accepted_now[unit_id] = item
-        known[exam.incoming.sha256] = item
+            item.version = versions[unit_id] = versions.get(unit_id, 0) + 1
+            # a return that arrived before the unit's latest (stored first by a concurrent run) is kept, but
+            # never displaces the newer one
+            received = _received(item)
+            item.newest = received >= newest_at.get(unit_id, received)
+            if item.newest:
+                newest_at[unit_id] = received
+            if verdict is Verdict.ACCEPTED and received >= accepted_at.get(unit_id, received):
+                item.consolidated, item.replaces = True, accepted_now.get(unit_id)
+                accepted_now[unit_id], accepted_at[unit_id] = item, received
+        known[(exam.incoming.sha256, unit_id)] = item
         planned.append(item)
         order.append(item)
 
@@ -145,7 +174,7 @@ def _insert(conn: Connection, campaign_id: int, form: FormSpec, planned: list[_P
     _insert_values(conn, [(p.id, key, storage_text(form, key, value))
                           for p in planned for key, value in p.exam.values.items()])
     conn.execute(EVENTS.insert(), [_event_row(campaign_id, p) for p in planned])
-    latest: dict[int, _Planned] = {p.unit_id: p for p in planned if p.unit_id in assignment_of}
+    latest: dict[int, _Planned] = {p.unit_id: p for p in planned if p.unit_id in assignment_of and p.newest}
     if latest:
         conn.execute(update(ASSIGNMENTS).where(ASSIGNMENTS.c.id == bindparam("aid")).values(
             last_submission_at=bindparam("at"), last_submission_id=bindparam("sid"),
@@ -153,8 +182,7 @@ def _insert(conn: Connection, campaign_id: int, form: FormSpec, planned: list[_P
             {"aid": assignment_of[uid], "at": _received(p), "sid": p.id, "errors": p.errors,
              "st": AssignmentStatus.ACCEPTED if p.verdict is Verdict.ACCEPTED else AssignmentStatus.REJECTED}
             for uid, p in latest.items()])
-    accepted: dict[int, _Planned] = {p.unit_id: p for p in planned
-                                     if p.unit_id in assignment_of and p.verdict is Verdict.ACCEPTED}
+    accepted: dict[int, _Planned] = {p.unit_id: p for p in planned if p.unit_id in assignment_of and p.consolidated}
     if accepted:
         conn.execute(update(ASSIGNMENTS).where(ASSIGNMENTS.c.id == bindparam("aid"))
                      .values(accepted_submission_id=bindparam("sid")),
@@ -190,7 +218,11 @@ def _event_row(campaign_id: int, p: _Planned) -> dict[str, Any]:
 
 
 def _received(p: _Planned) -> datetime:
-    return datetime.fromisoformat(p.exam.incoming.received_at_iso)
+    return _aware(datetime.fromisoformat(p.exam.incoming.received_at_iso))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite gives UTC without a zone
 
 
 def _stored(entry: _Planned | tuple[Examination, tuple[int, Verdict, int] | _Planned]) -> Stored:

@@ -29,13 +29,35 @@ def form() -> FormSpec:
     return get_form()
 
 
+# PostgreSQL server URL for the suite's second run of every database test; .ci/run sets it to the machine's server
+POSTGRES_URL = os.environ.get("NIANBAO_TEST_POSTGRES_URL", "")
+NO_POSTGRES = "PostgreSQL run: set NIANBAO_TEST_POSTGRES_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres)"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The project database of one test: SQLite in its data folder (None), or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    if not POSTGRES_URL:
+        pytest.skip(NO_POSTGRES)
+    from tests.postgres import temporary_database
+
+    with temporary_database(POSTGRES_URL) as url:
+        yield url
+
+
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh data folder (and so a fresh SQLite database) for this test; settings re-read from it."""
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str | None) -> Iterator[Path]:
+    """A fresh data folder and a fresh project database for this test (on each backend); settings re-read."""
     folder = tmp_path / "var"
     folder.mkdir()
     monkeypatch.setenv("NIANBAO_HOME", str(folder))
-    monkeypatch.delenv("NIANBAO_DATABASE_URL", raising=False)
+    if database_url is None:
+        monkeypatch.delenv("NIANBAO_DATABASE_URL", raising=False)
+    else:
+        monkeypatch.setenv("NIANBAO_DATABASE_URL", database_url)
     get_settings.cache_clear()
     yield folder
     get_settings.cache_clear()

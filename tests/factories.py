@@ -39,3 +39,11 @@ def valid_figures(form: FormSpec, **overrides: int | str) -> dict[str, Decimal]:
     for key, value in overrides.items():
         figures[key.replace("__", ".")] = Decimal(str(value))
     return figures
+
+
+def return_workbook(settings: Settings, code: str, figures: dict[str, Decimal], year: int) -> Path:
+    """The unit fills the workbook issued to it (by defined name) and drops it into the campaign's inbox."""
+    from cli.simulate import fill_by_names
+
+    issued = next((settings.outbox_dir(year) / "workbooks").glob(f"{year}年*-{code}-*.xlsx"))
+    return fill_by_names(issued, settings.inbox_dir(year) / issued.name, figures)

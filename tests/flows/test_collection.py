@@ -394,6 +394,30 @@ def test_workbook_in_another_units_folder_is_wrong_unit(settings: Settings, unit
     assert not _inbox_files(settings)
 
 
+def test_another_units_accepted_file_sent_again_is_the_senders_wrong_return(settings: Settings, units_file: Path,
+                                                                              form: FormSpec) -> None:
+    """The same bytes from another unit are not a duplicate: they are that unit's own return, and wrong."""
+    register_units(settings, units_file)
+    open_collection(YEAR, DEADLINE)
+    original = _return(settings, "G001", valid_figures(form))
+    data = original.read_bytes()
+    assert ingest_returns(YEAR).accepted == 1
+    forwarded = settings.inbox_dir(YEAR) / "T001" / original.name  # 城关镇 forwards the office's file as its own
+    forwarded.parent.mkdir(parents=True)
+    forwarded.write_bytes(data)
+
+    ingested = ingest_returns(YEAR)
+
+    assert (ingested.files, ingested.accepted, ingested.rejected, ingested.duplicates) == (1, 0, 1, 0)
+    [wrong] = _submissions(settings, "T001")
+    assert wrong.verdict is Verdict.REJECTED and [i["code"] for i in wrong.issues] == ["wrong-unit"]
+    assert wrong.sha256 == hashlib.sha256(data).hexdigest()
+    [own] = _submissions(settings, "G001")
+    assert own.verdict is Verdict.ACCEPTED and _status(settings)["G001"].status == "accepted"
+    [answer] = _answers(settings, "T001")
+    assert "问题清单" in answer.name and "不是本单位（T001）" in answer.read_text(encoding="utf-8")
+
+
 # --------------------------------------------------------------------------- status
 
 
