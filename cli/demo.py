@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from cli import demo_county
+from cli import demo_county, demo_mail
 from cli.simulate import fill_by_names
 from schemas.settings import get_settings
 
@@ -31,7 +31,7 @@ def run_demo(year: int = 2021) -> int:
     from flows.ingest_returns import ingest_returns
     from flows.open_collection import open_collection
 
-    settings = get_settings()
+    settings = demo_mail.force_eml()
     home = _fresh_home(settings.home)
     deadline = date(year + 1, 1, 20)
     _register_units(home)
@@ -49,25 +49,32 @@ def run_demo(year: int = 2021) -> int:
         _return(workbooks, inbox, code, year, figures, _office_hours(year, n))
     first = ingest_returns(year)
     log.info("   第一轮：%d 个文件，通过 %d，未通过 %d", first.files, first.accepted, first.rejected)
+    demo_mail.answer_returns(year, opened.campaign_id)
+    demo_mail.chase(year, deadline - timedelta(days=7))  # D-7: the late unit and the rejected one are reminded
 
     log.info("3/5 %s 修改后重新报送", demo_county.BROKEN_UNIT)
     _return(workbooks, inbox, demo_county.BROKEN_UNIT, year, demo_county.FIGURES[demo_county.BROKEN_UNIT],
             datetime(year + 1, 1, 16, 2, tzinfo=UTC), suffix="（修改后）")
     second = ingest_returns(year)
     log.info("   第二轮：%d 个文件，通过 %d，未通过 %d", second.files, second.accepted, second.rejected)
+    demo_mail.answer_returns(year, opened.campaign_id)
+    demo_mail.chase(year, deadline - timedelta(days=1))  # D-1: the late unit again
+    demo_mail.chase(year, deadline + timedelta(days=1))  # D+1: escalated to its leader, in the coordinator's digest
 
     log.info("4/5 %s 逾期报送", demo_county.LATE_UNIT)
     _return(workbooks, inbox, demo_county.LATE_UNIT, year, demo_county.FIGURES[demo_county.LATE_UNIT],
             datetime(year + 1, 1, 26, 7, tzinfo=UTC))
     third = ingest_returns(year)
     log.info("   第三轮：%d 个文件，通过 %d，未通过 %d", third.files, third.accepted, third.rejected)
+    demo_mail.answer_returns(year, opened.campaign_id)
 
     log.info("5/5 汇总全县报告")
     report = compile_report(year, str(TEXTS), "draft", demo_county.COUNTY_NAME)
     rejected = [a for a in first.answers if "问题清单" in a]
     log.info("\n演示完成。\n  报告：%s\n  汇总表：%s\n  未通过审核的问题清单示例：%s\n  数据目录：%s\n"
-             "  查看进度：NIANBAO_HOME=%s .venv/bin/nianbao status --year %d",
-             report.html, report.xlsx, rejected[0] if rejected else "—", home.resolve(), home, year)
+             "  查看进度：NIANBAO_HOME=%s .venv/bin/nianbao status --year %d\n%s",
+             report.html, report.xlsx, rejected[0] if rejected else "—", home.resolve(), home, year,
+             demo_mail.mail_summary(year))
     return 0
 
 
@@ -90,9 +97,10 @@ def _register_units(home: Path) -> None:
 
     path = home / "demo-units.csv"
     with path.open("w", encoding="utf-8-sig", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["code", "name", "kind", "contact", "email", "phone"])
+        writer = csv.DictWriter(f, fieldnames=["code", "name", "kind", "contact", "email", "phone", "leader",
+                                               "leader_email"])
         writer.writeheader()
-        writer.writerows(demo_county.UNITS)
+        writer.writerows(demo_mail.with_leaders(demo_county.UNITS))
     rows = read_units_file(path)
     with Session(get_engine(get_settings().db_url)) as session:
         result = upsert_units(session=session, rows=rows)

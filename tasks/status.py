@@ -25,6 +25,7 @@ class UnitStatus(BaseModel):
     late: bool  # accepted after the deadline, or still not accepted past it
     has_accepted: bool  # an earlier accepted return still counts even if the latest was rejected
     workbook: str
+    delivery_error: str | None = None  # mail to the unit refused for good (bad address): deliver by other means
 
 
 def campaign_status(*, session: Session, campaign: Campaign, today: date | None = None) -> list[UnitStatus]:
@@ -48,6 +49,7 @@ def campaign_status(*, session: Session, campaign: Campaign, today: date | None 
             unit=unit.code, name=unit.name, kind=unit.kind.value, status=status, last_submission_at=last,
             issue_count=assignment.issue_count, late=late,
             has_accepted=assignment.accepted_submission_id is not None, workbook=assignment.workbook_path,
+            delivery_error=assignment.delivery_error,
         ))
     return result
 

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from schemas.tables import Unit, UnitKind, utcnow
 
 REQUIRED_COLUMNS = ("code", "name", "kind", "contact", "email")
-OPTIONAL_COLUMNS = ("phone", "active")
+OPTIONAL_COLUMNS = ("phone", "active", "leader", "leader_email")
 _KIND_WORDS = {
     "township": UnitKind.TOWNSHIP, "乡镇": UnitKind.TOWNSHIP, "街道": UnitKind.TOWNSHIP,
     "乡镇（街道）": UnitKind.TOWNSHIP, "乡镇(街道)": UnitKind.TOWNSHIP,
@@ -46,6 +46,8 @@ class UnitRow(BaseModel):
     email: str = Field(default="", max_length=200)
     phone: str = Field(default="", max_length=50)
     active: bool = True
+    leader: str = Field(default="", max_length=50)
+    leader_email: str = Field(default="", max_length=200)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ def read_units_file(path: Path) -> list[UnitRow]:
             continue
         if row.email and not _EMAIL.match(row.email):
             problems.append((line, f"email: not an e-mail address: {row.email!r}"))
+        if row.leader_email and not _EMAIL.match(row.leader_email):
+            problems.append((line, f"leader_email: not an e-mail address: {row.leader_email!r}"))
         if row.code in seen:
             problems.append((line, f"code {row.code} already on line {seen[row.code]}"))
         seen[row.code] = line
@@ -101,7 +105,8 @@ def upsert_units(*, session: Session, rows: list[UnitRow]) -> ImportResult:
             session.add(Unit.model_validate(row.model_dump()))
             created += 1
             continue
-        changes = {k: v for k, v in row.model_dump().items() if getattr(unit, k) != v}
+        # a column the file does not have (an older file without leader columns) leaves the unit's value alone
+        changes = {k: v for k, v in row.model_dump(exclude_unset=True).items() if getattr(unit, k) != v}
         if not changes:
             unchanged += 1
             continue

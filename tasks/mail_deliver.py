@@ -1,0 +1,125 @@
+"""Mail the units what they are owed: each unit's workbook when it is issued, and the answer to each return.
+
+The flows call these per batch with one open transport (one SMTP connection for a batch, not one per message).
+Every message goes through send_message(), so each is sent once per event however often a flow runs.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC
+from email.message import EmailMessage
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from schemas.tables import Assignment, Campaign, MailMessage, MailStatus, Submission, Unit, Verdict
+from tasks.answers import Answer
+from tasks.intake import IngestContext, answer_for
+from tasks.mail_compose import CampaignInfo, UnitContact, compose_answer, compose_issue
+from tasks.mail_config import MailConfig
+from tasks.mail_ledger import SETTLED, Envelope, answer_key, issue_key, settled_keys
+from tasks.mail_send import MailOutcome, Sleep, Transport, open_transport, send_message
+from tasks.submissions import Stored
+
+
+def campaign_info(*, session: Session, campaign_id: int) -> CampaignInfo:
+    campaign = session.get_one(Campaign, campaign_id)
+    return CampaignInfo(campaign_id, campaign.year, campaign.deadline, campaign.secret)
+
+
+def unit_contacts(*, session: Session, codes: list[str]) -> dict[str, UnitContact]:
+    units = session.exec(select(Unit).where(col(Unit.code).in_(codes))).all()
+    return {u.code: UnitContact(u.code, u.name, u.contact, u.email, u.leader, u.leader_email) for u in units}
+
+
+def issue_mail_due(*, session: Session, campaign_id: int) -> list[str]:
+    """Codes of the units holding a workbook of this campaign whose issue mail has not gone out yet."""
+    codes = list(session.exec(select(Unit.code).join(Assignment, col(Assignment.unit_id) == col(Unit.id))
+                              .where(Assignment.campaign_id == campaign_id).order_by(col(Unit.code))).all())
+    done = settled_keys(session=session, keys=[issue_key(campaign_id, code) for code in codes])
+    return [code for code in codes if issue_key(campaign_id, code) not in done]
+
+
+def send_issue_mails(*, session: Session, config: MailConfig, campaign_id: int, unit_codes: list[str],
+                     sleep: Sleep = time.sleep) -> list[MailOutcome]:
+    """Send (or write) each unit its workbook with its personal upload link, once per unit."""
+    campaign = campaign_info(session=session, campaign_id=campaign_id)
+    contacts = unit_contacts(session=session, codes=unit_codes)
+    workbooks = dict(session.exec(select(Unit.code, Assignment.workbook_path)
+                                  .join(Assignment, col(Assignment.unit_id) == col(Unit.id))
+                                  .where(Assignment.campaign_id == campaign_id, col(Unit.code).in_(unit_codes))).all())
+    outcomes = []
+    with open_transport(config) as transport:
+        for code in unit_codes:
+            message = compose_issue(config, campaign, contacts[code], Path(workbooks[code]))
+            outcomes.append(_send(session, config, transport, message,
+                                  Envelope(issue_key(campaign_id, code), "issue", campaign_id, code), sleep))
+    return outcomes
+
+
+def deliver_answers(*, session: Session, config: MailConfig, context: IngestContext, stored: list[Stored],
+                    sleep: Sleep = time.sleep) -> list[MailOutcome]:
+    """Mail each unit the receipt or issue list of its stored return (the same words as the .txt answer).
+
+    A duplicate file is not answered again; a file from no known unit is answered only to the address it came
+    from, when it came by mail.
+    """
+    campaign = CampaignInfo(context.campaign.id, context.campaign.year, context.deadline, context.campaign.secret)
+    fresh = [item for item in stored if not item.duplicate]
+    contacts = unit_contacts(session=session, codes=[i.unit_code for i in fresh if i.unit_code])
+    owed = [(item.submission_id, answer_for(item, context), item.examination.incoming.channel,
+             item.examination.incoming.sender) for item in fresh]
+    return _answer_all(session, config, campaign, contacts, owed, sleep)
+
+
+def deliver_owed_answers(*, session: Session, config: MailConfig, campaign_id: int,
+                         sleep: Sleep = time.sleep) -> list[MailOutcome]:
+    """Mail the answer of every return of the campaign that has none on the ledger yet (a catch-up pass)."""
+    campaign = campaign_info(session=session, campaign_id=campaign_id)
+    # sent, written or refused for good; a temporary failure or a stale claim is owed still (claim() decides)
+    answered = set(session.exec(select(MailMessage.event_key).where(
+        MailMessage.campaign_id == campaign_id, col(MailMessage.kind).in_(["receipt", "rejection"]),
+        col(MailMessage.status).in_([*SETTLED, MailStatus.FAILED_PERMANENT]))).all())
+    rows = session.exec(select(Submission, Unit).join(Unit, col(Unit.id) == col(Submission.unit_id), isouter=True)
+                        .where(Submission.campaign_id == campaign_id).order_by(col(Submission.id))).all()
+    versions = {s.id: s.version for s, _ in rows}
+    owed = []
+    for sub, unit in rows:
+        assert sub.id is not None
+        if answer_key(sub.id) in answered:
+            continue
+        received = sub.received_at if sub.received_at.tzinfo else sub.received_at.replace(tzinfo=UTC)
+        answer = Answer(unit_code=unit.code if unit else None, unit_name=unit.name if unit else None,
+                        file_name=sub.original_name, year=campaign.year, accepted=sub.verdict is Verdict.ACCEPTED,
+                        duplicate=False, version=sub.version, received_at=received,
+                        replaces=versions.get(sub.replaces_id) if sub.replaces_id else None, issues=sub.issues,
+                        deadline=campaign.deadline)
+        owed.append((sub.id, answer, sub.channel, sub.sender))
+    contacts = unit_contacts(session=session, codes=[a.unit_code for _, a, _, _ in owed if a.unit_code])
+    return _answer_all(session, config, campaign, contacts, owed, sleep)
+
+
+def _answer_all(session: Session, config: MailConfig, campaign: CampaignInfo, contacts: dict[str, UnitContact],
+                owed: list[tuple[int, Answer, str, str]], sleep: Sleep) -> list[MailOutcome]:
+    outcomes = []
+    with open_transport(config) as transport:
+        for submission_id, answer, channel, sender in owed:
+            unit = contacts.get(answer.unit_code or "")
+            to = [(unit.name, unit.email)] if unit and unit.email else []
+            if channel == "mail" and "@" in sender and all(sender != addr for _, addr in to):
+                to.append(("", sender))  # whoever mailed the file is answered too
+            if unit is None and not to:
+                continue  # no unit and no address: the .txt answer in the outbox is all there can be
+            message = compose_answer(config, campaign, unit, answer, to)
+            kind = "receipt" if answer.accepted else "rejection"
+            envelope = Envelope(answer_key(submission_id), kind, campaign.id, answer.unit_code)
+            outcomes.append(_send(session, config, transport, message, envelope, sleep))
+    return outcomes
+
+
+def _send(session: Session, config: MailConfig, transport: Transport, message: EmailMessage, envelope: Envelope,
+          sleep: Sleep) -> MailOutcome:
+    return send_message(session=session, transport=transport, message=message, envelope=envelope,
+                        from_address=config.from_address, retries=config.retries, backoff=config.backoff_seconds,
+                        sleep=sleep)
