@@ -1,0 +1,185 @@
+"""What the upload page does, without HTTP: resolve a unit's link, read its status, take one uploaded file.
+
+Every upload goes through tasks/intake.py exactly as an inbox file does: archived first, examined, stored in one
+transaction, answered in the outbox.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from schemas.form_spec import get_form
+from schemas.settings import Settings
+from schemas.tables import Assignment, Campaign, EventLog, Submission, Unit, Verdict
+from tasks.answers import Answer, write_answer
+from tasks.db import get_engine
+from tasks.intake import answer_for, examine_received, load_ingest_context, receive_bytes, store_received
+from tasks.status import STATUS_CHINESE, campaign_status
+from tasks.upload_links import read_token, verify_token
+
+CHINA = ZoneInfo("Asia/Shanghai")
+CHANNEL_CHINESE = {"portal": "网页上传", "mail": "电子邮件", "inbox": "报送文件夹"}
+
+
+@dataclass(frozen=True)
+class UnitLink:
+    """A verified link: the campaign and unit it opens (copied out of the session)."""
+
+    token: str
+    campaign_id: int
+    year: int
+    deadline: date
+    form_id: str
+    form_version: str
+    secret: str
+    unit_id: int
+    unit_code: str
+    unit_name: str
+    workbook_path: str
+
+
+@dataclass(frozen=True)
+class StatusView:
+    code: str  # issued / returned / rejected / accepted / missing
+    label: str
+    css: str
+    last: str | None
+    issue_count: int
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    version: int
+    received: str
+    file_name: str
+    channel: str
+    accepted: bool
+    errors: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One upload's answer, and the submission it was stored as (None when it could not be stored as its own)."""
+
+    answer: Answer
+    submission_id: int | None
+    sha256: str
+
+
+class PortalService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: Engine = get_engine(settings.db_url)
+
+    def resolve(self, token: str, now: datetime | None = None) -> UnitLink | None:
+        """The link if the token is genuine, unexpired and names a unit of the campaign; None for anything else."""
+        claimed = read_token(token)
+        if claimed is None:
+            return None
+        with Session(self.engine) as session:
+            campaign = session.get(Campaign, claimed.campaign_id)
+            if campaign is None or campaign.id is None or verify_token(token, campaign.secret, now) is None:
+                return None
+            row = session.exec(select(Unit, Assignment).join(Assignment, col(Assignment.unit_id) == col(Unit.id))
+                               .where(Unit.code == claimed.unit_code, Assignment.campaign_id == campaign.id)).first()
+            if row is None:
+                return None
+            unit, assignment = row
+            assert unit.id is not None
+            return UnitLink(token=token, campaign_id=campaign.id, year=campaign.year, deadline=campaign.deadline,
+                            form_id=campaign.form_id, form_version=campaign.form_version, secret=campaign.secret,
+                            unit_id=unit.id, unit_code=unit.code, unit_name=unit.name,
+                            workbook_path=assignment.workbook_path)
+
+    def status(self, link: UnitLink, today: date | None = None) -> StatusView:
+        with Session(self.engine) as session:
+            campaign = session.get_one(Campaign, link.campaign_id)
+            row = next(r for r in campaign_status(session=session, campaign=campaign, today=today)
+                       if r.unit == link.unit_code)
+        css = {"accepted": "ok", "rejected": "bad", "missing": "late"}.get(row.status, "")
+        return StatusView(row.status, STATUS_CHINESE[row.status], css,
+                          china_time(row.last_submission_at) if row.last_submission_at else None, row.issue_count)
+
+    def history(self, link: UnitLink, limit: int = 10) -> list[HistoryRow]:
+        with Session(self.engine) as session:
+            rows = session.exec(select(Submission).where(Submission.campaign_id == link.campaign_id,
+                                                         Submission.unit_id == link.unit_id)
+                                .order_by(col(Submission.id).desc()).limit(limit)).all()
+        return [HistoryRow(s.version, china_time(s.received_at), s.original_name,
+                           CHANNEL_CHINESE.get(s.channel, s.channel), s.verdict is Verdict.ACCEPTED, s.error_count)
+                for s in rows]
+
+    def take_upload(self, link: UnitLink, file_name: str, data: bytes, sender: str) -> Outcome:
+        """Archive, examine, store and answer one uploaded file, as the ingest flow does for an inbox file."""
+        settings = self.settings
+        form = get_form(link.form_id, link.form_version)
+        with Session(self.engine) as session:
+            context = load_ingest_context(session=session, form=form, year=link.year)
+        incoming = receive_bytes(data, name=file_name, archive_dir=settings.archive_dir, channel="portal",
+                                 sender=sender, claimed_unit=link.unit_code)
+        examined = examine_received([(data, incoming)], form=form, context=context,
+                                    max_bytes=settings.max_upload_bytes)
+        with Session(self.engine) as session:
+            item = store_received(session=session, form=form, context=context, examinations=examined)[0]
+            session.commit()
+            owner = session.get_one(Submission, item.submission_id).unit_id
+        answer = answer_for(item, context)
+        submission_id: int | None = item.submission_id
+        if item.duplicate and owner != link.unit_id:
+            # the same bytes are already on record as another unit's return: judge this upload on its own
+            # (it is the other unit's workbook, so it carries a wrong-unit issue) and do not point at that record
+            answer = replace(answer, accepted=False, duplicate=False,
+                             issues=[i.public() for i in item.examination.issues])
+            submission_id = None
+        write_answer(answer, settings.outbox_dir(link.year))
+        return Outcome(answer, submission_id, incoming.sha256)
+
+    def answer_of(self, link: UnitLink, submission_id: int, duplicate: bool) -> tuple[Answer, str] | None:
+        """The answer to one of this unit's stored submissions, rebuilt from the database (for the result page)."""
+        with Session(self.engine) as session:
+            sub = session.get(Submission, submission_id)
+            if sub is None or sub.campaign_id != link.campaign_id or sub.unit_id != link.unit_id:
+                return None
+            replaced = session.get(Submission, sub.replaces_id) if sub.replaces_id else None
+            answer = Answer(unit_code=link.unit_code, unit_name=link.unit_name, file_name=sub.original_name,
+                            year=link.year, accepted=sub.verdict is Verdict.ACCEPTED, duplicate=duplicate,
+                            version=sub.version, received_at=as_utc(sub.received_at),
+                            replaces=replaced.version if replaced else None, issues=list(sub.issues),
+                            deadline=link.deadline)
+            return answer, sub.sha256
+
+    def record_refused(self, link: UnitLink, size: int | None, sender: str) -> None:
+        """A refused oversized upload leaves a trace for the coordinator (its bytes were never read)."""
+        with Session(self.engine) as session:
+            session.add(EventLog(campaign_id=link.campaign_id, unit_code=link.unit_code,
+                                 kind="portal.upload_too_large",
+                                 detail={"declared_size": size, "limit": self.settings.max_upload_bytes,
+                                         "sender": sender}))
+            session.commit()
+
+
+def result_signature(link: UnitLink, submission_id: int, duplicate: bool) -> str:
+    """Binds a result page's address to the link that uploaded it: no one can page through others' results."""
+    message = f"{link.token}\x1f{submission_id}\x1f{int(duplicate)}".encode()
+    mac = hmac.new(f"portal-result\x1f{link.secret}".encode(), message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:18]).decode("ascii")
+
+
+def as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # SQLite gives back naive UTC
+
+
+def china_time(moment: datetime) -> str:
+    return as_utc(moment).astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+
+
+def china_date(day: date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
