@@ -1,0 +1,59 @@
+"""Keep a campaign's progress current in the Prefect UI: artifacts for people, events for automations.
+
+Artifacts (keys: campaign-YEAR-progress, -units, -report): accepted of expected units, one row per unit, and the
+latest report's digest. Events: every audit row since the last publication (workbook issued, submission accepted
+or rejected, reminder sent, report compiled), with the unit and the campaign as resources.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from pydantic import BaseModel
+from sqlmodel import Session
+
+from flows.common import engine, form_for
+from tasks.campaigns import get_campaign
+from tasks.progress import artifact_key, load_progress, progress_description, progress_percent, progress_table
+from tasks.progress_events import event_specs, pending_rows, record_emitted
+from tasks.report_digest import digest_markdown, load_report_digest
+
+
+class Published(BaseModel):
+    year: int
+    accepted: int
+    expected: int
+    events: int
+    report_id: int | None
+
+
+@task(name="publish-progress", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def publish_progress(year: int, today: date | None = None) -> Published:
+    """Write the campaign's progress, unit table and report digest artifacts; emit the events not yet emitted."""
+    with Session(engine()) as session:
+        campaign = get_campaign(session=session, form=form_for(), year=year)
+        assert campaign.id is not None
+        progress = load_progress(session=session, campaign=campaign, today=today)
+        digest = load_report_digest(session=session, form=form_for(), campaign=campaign)
+        rows = pending_rows(session=session, campaign=campaign)
+        specs = event_specs(campaign, rows)
+        create_progress_artifact(progress_percent(progress), key=artifact_key(year, "progress"),
+                                 description=progress_description(progress))
+        create_table_artifact(progress_table(progress), key=artifact_key(year, "units"),
+                              description=f"{year}年度各单位填报情况（状态、最近报送、问题数、催报次数）")
+        if digest is not None:
+            create_markdown_artifact(digest_markdown(digest), key=artifact_key(year, "report"),
+                                     description=f"{year}年度最新汇总报告：主要数据、校验结果、文件")
+        # emit_event only queues: Prefect's events worker sends them in the background, in batches
+        for spec in specs:
+            emit_event(spec.event, resource=spec.resource, related=spec.related, payload=spec.payload,
+                       occurred=spec.occurred, id=spec.id)
+        # the cursor moves only after the events were handed over; a repeat emits the same ids, stored once
+        record_emitted(session=session, campaign_id=campaign.id, rows=rows, emitted=len(specs))
+        session.commit()
+    return Published(year=year, accepted=progress.accepted, expected=progress.expected, events=len(specs),
+                     report_id=digest.report_id if digest else None)

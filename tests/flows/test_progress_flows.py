@@ -1,0 +1,113 @@
+"""Progress in the Prefect UI, kept current by the flows: artifacts and events on a real Prefect (test harness)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.artifacts import Artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
+from prefect.events.worker import EventsWorker
+
+from flows.open_collection import open_collection
+from flows.scheduled import chase_open_campaigns, draft_open_campaigns, ingest_open_campaigns
+from schemas.form_spec import FormSpec
+from schemas.settings import Settings
+from tests.conftest import DEADLINE
+from tests.factories import register_units, return_workbook, valid_figures
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+YEAR = 2021
+
+
+def _artifact(key: str) -> Any:
+    artifact = Artifact.get(key)
+    assert artifact is not None, key
+    return artifact
+
+
+def _table(key: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads(_artifact(key).data)  # a table artifact's data is its JSON text
+    return rows
+
+
+def _events(since: datetime, names: list[str], expected: int) -> list[tuple[str, str]]:
+    """(event name, resource id) of our events since the test began, once the server has stored them."""
+    EventsWorker.drain_all()
+    until = datetime.now(UTC) + timedelta(minutes=5)
+    query = EventFilter(occurred=EventOccurredFilter(since=since, until=until), event=EventNameFilter(name=names),
+                        resource=EventResourceFilter(id_prefix=["nianbao."]))
+    found: list[tuple[str, str]] = []
+    for _ in range(60):  # the server persists events in batches, every few seconds
+        with get_client(sync_client=True) as client:
+            page = client.read_events(filter=query, limit=50)
+        found = sorted((e.event, e.resource.id) for e in page.events)
+        if len(found) >= expected:
+            break
+        time.sleep(0.5)
+    return found
+
+
+def test_flows_keep_progress_table_report_and_events_current(settings: Settings, units_file: Path,
+                                                             form: FormSpec) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    register_units(settings, units_file)
+
+    open_collection(YEAR, DEADLINE)
+
+    progress = _artifact(f"campaign-{YEAR}-progress")
+    assert progress.type == "progress" and progress.data == 0.0
+    assert progress.description == f"{YEAR}年度填报进度：已通过 0 / 4 个单位（截止日期 2022-01-20）"
+
+    return_workbook(settings, "D001", valid_figures(form), YEAR)
+    return_workbook(settings, "T001", valid_figures(form), YEAR)
+    return_workbook(settings, "T002", valid_figures(form, apply__new__natural_person=3), YEAR)  # breaks R1
+    ingest_open_campaigns()
+
+    assert _artifact(f"campaign-{YEAR}-progress").data == 50.0
+    table = {row["单位代码"]: row for row in _table(f"campaign-{YEAR}-units")}
+    # the 2022 deadline is long past: G001 is overdue; T002's extra application breaks its column and total
+    assert [(code, row["状态"], row["问题数"]) for code, row in sorted(table.items())] == [
+        ("D001", "已通过", 0), ("G001", "逾期未报", 0), ("T001", "已通过", 0), ("T002", "未通过", 2)]
+    assert table["D001"]["最近报送"] != "—" and table["G001"]["最近报送"] == "—"
+
+    chase_open_campaigns()  # every unit not accepted is chased (written as .eml files: no SMTP configured)
+    table = {row["单位代码"]: row for row in _table(f"campaign-{YEAR}-units")}
+    assert {code: row["催报次数"] for code, row in table.items()} == {"D001": 0, "G001": 1, "T001": 0, "T002": 1}
+
+    draft_open_campaigns()
+    report = _artifact(f"campaign-{YEAR}-report")
+    assert report.type == "markdown" and "2021年度汇总报告（草稿）" in report.data
+    assert "已通过审核：**2 / 4** 个单位" in report.data
+    assert "- 示范县人民政府办公室（G001）" in report.data and "- 河口乡（T002）" in report.data
+    assert ".html](file://" in report.data
+
+    names = ["nianbao.workbook.issued", "nianbao.submission.accepted", "nianbao.submission.rejected",
+             "nianbao.reminder.sent", "nianbao.report.compiled"]
+    events = _events(since, names, 4 + 3 + 2 + 1)
+    assert events == sorted(
+        [("nianbao.workbook.issued", f"nianbao.unit.{code}") for code in ("D001", "G001", "T001", "T002")]
+        + [("nianbao.submission.accepted", "nianbao.unit.D001"), ("nianbao.submission.accepted", "nianbao.unit.T001"),
+           ("nianbao.submission.rejected", "nianbao.unit.T002"), ("nianbao.reminder.sent", "nianbao.unit.G001"),
+           ("nianbao.reminder.sent", "nianbao.unit.T002"), ("nianbao.report.compiled", "nianbao.campaign.2021")])
+
+
+def test_flow_runs_are_named_by_year_what_and_when(settings: Settings, units_file: Path) -> None:
+    register_units(settings, units_file)
+    before = datetime.now(UTC)
+    open_collection(YEAR, DEADLINE)
+    ingest_open_campaigns()
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(
+            any_=["open-collection", "ingest-open-campaigns", "ingest-returns"])), limit=200)
+    names = {run.name for run in runs if run.created and run.created >= before}
+    china = (before + timedelta(hours=8)).strftime("%Y-%m-%d")
+    assert any(n.startswith(f"{YEAR}年度-开启填报-{china} ") for n in names), names
+    assert any(n.startswith(f"定时接收报送-{china} ") for n in names), names
