@@ -5,7 +5,10 @@
   nianbao ingest --year Y [--inbox DIR]   check and store every returned workbook in the inbox
   nianbao status --year Y [--json]        where every unit stands
   nianbao report --year Y [--text F]      compile the county report (HTML, summary workbook, JSON)
+  nianbao chase --year Y [--dry-run]      remind late units, escalate overdue ones, mail the digest
   nianbao demo                            a whole year on a demo county, end to end
+  nianbao portal [--host H] [--port P]    the upload page units open through their personal links
+  nianbao serve [--port P]                serve the scheduled and on-demand deployments (Prefect UI)
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import json
 import logging
 import sys
+from contextlib import nullcontext
 from datetime import date
 from pathlib import Path
 
@@ -34,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     settings.home.mkdir(parents=True, exist_ok=True)
     configure_prefect(settings.home)
     try:
-        with foreground_runs():
+        # flows the command runs in this terminal skip Prefect's heartbeat; serve and portal run for long
+        with foreground_runs() if args.foreground else nullcontext():
             return int(args.run(args))
     except (ValueError, FileNotFoundError) as exc:
         log.error("nianbao: %s", exc)
@@ -44,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nianbao", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(foreground=True)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     units = sub.add_parser("units", help="manage the register of reporting units")
@@ -75,6 +81,21 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--final", action="store_true", help="mark as the final report (default: draft)")
     rep.add_argument("--json", action="store_true", help="print the county figures as JSON")
     rep.set_defaults(run=_cmd_report)
+
+    chase = sub.add_parser("chase", help="remind late units, escalate overdue ones, mail the coordinator's digest")
+    chase.add_argument("--year", type=int, required=True)
+    chase.add_argument("--dry-run", action="store_true", help="list who would be chased and why; send nothing")
+    chase.add_argument("--today", type=date.fromisoformat, help="act as if today were YYYY-MM-DD (China time)")
+    chase.set_defaults(run=_cmd_chase)
+
+    srv = sub.add_parser("serve", help="serve every deployment; starts a local Prefect server if none is set")
+    srv.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
+    srv.set_defaults(run=_cmd_serve, foreground=False)
+
+    portal = sub.add_parser("portal", help="serve the upload page (units' personal links /u/TOKEN)")
+    portal.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    portal.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    portal.set_defaults(run=_cmd_portal, foreground=False)
 
     demo = sub.add_parser("demo", help="run a whole collection year on a demo county")
     demo.add_argument("--year", type=int, default=2021)
@@ -142,6 +163,28 @@ def _cmd_report(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(summary.figures, ensure_ascii=False) + "\n")
     log.info("报告：%s\n汇总表：%s\n已通过 %d / %d 个单位；汇总校验问题 %d 个", summary.html, summary.xlsx,
              summary.units_accepted, summary.units_expected, summary.errors)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from deployments.serve import run
+
+    return run(get_settings().home, port=args.port)
+
+
+def _cmd_portal(args: argparse.Namespace) -> int:
+    from portal.server import serve
+
+    log.info("报送页面：http://%s:%d/u/<单位链接>（Ctrl+C 停止）", args.host, args.port)
+    serve(get_settings(), host=args.host, port=args.port)
+    return 0
+
+
+def _cmd_chase(args: argparse.Namespace) -> int:
+    from cli.chase_view import print_chase
+    from flows.chase_late_units import chase_late_units
+
+    print_chase(chase_late_units(args.year, args.today, args.dry_run))
     return 0
 
 

@@ -11,12 +11,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from flows.common import as_is, engine, form_for
+from flows.progress import publish_progress
+from flows.run_names import run_name
 from schemas.settings import get_settings
 from schemas.tables import EventLog, Report, Unit, UnitKind
 from tasks.campaigns import accepted_values, get_campaign
@@ -124,7 +125,7 @@ def record_report(campaign_id: int, summary: ReportSummary) -> None:
         session.commit()
 
 
-@flow(name="compile-report", flow_run_name="{year}年度-汇总报告-{kind}")
+@flow(name="compile-report", flow_run_name=run_name("汇总报告"))
 def compile_report(year: int, text_file: str | None = None, kind: str = "draft",
                    county_name: str | None = None) -> ReportSummary:
     """Consolidate the latest accepted return of every unit and render the county report."""
@@ -134,14 +135,7 @@ def compile_report(year: int, text_file: str | None = None, kind: str = "draft",
     summary = render_outputs(year, as_is(inputs), as_is(county), text_file,
                              county_name or get_settings().county_name, kind)
     record_report(inputs.campaign_id, as_is(summary))
-    create_markdown_artifact(
-        key=f"report-{year}",
-        markdown=(f"# {year}年度政府信息公开工作年度报告（{'草稿' if kind == 'draft' else '正式'}）\n\n"
-                  f"- 已通过审核：{summary.units_accepted} / {summary.units_expected} 个单位\n"
-                  f"- 汇总校验问题：{summary.errors} 个\n"
-                  f"- 报告：`{summary.html}`\n- 汇总表：`{summary.xlsx}`\n"),
-        description=f"{year}年度汇总报告",
-    )
+    publish_progress(year)  # the campaign-YEAR-report artifact: key figures, checks, links to the files
     get_run_logger().info("report %s: %s", year, summary.html)
     return summary
 

@@ -12,6 +12,10 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from flows.common import as_is, batches, engine, form_for
+from flows.mail_tasks import mail_answers
+from flows.mailbox_tasks import poll_mailbox
+from flows.progress import publish_progress
+from flows.run_names import run_name
 from schemas.settings import get_settings
 from tasks.answers import write_answer
 from tasks.examine_pool import ExaminationPool, default_workers
@@ -69,12 +73,13 @@ def claim_inbox(inbox: str) -> Claim:
     return claim_new_files(Path(inbox))
 
 
-@flow(name="ingest-returns", flow_run_name="{year}年度-接收报送")
+@flow(name="ingest-returns", flow_run_name=run_name("接收报送"))
 def ingest_returns(year: int, inbox: str | None = None) -> IngestSummary:
-    """Process every new file in the campaign's inbox folder."""
+    """Process every new return: the unit's replies in the mailbox, then every file in the inbox folder."""
     settings = get_settings()
     folder = Path(inbox) if inbox else settings.inbox_dir(year)
     context = load_context(year)
+    mailbox = poll_mailbox(year)  # does nothing when no IMAP mailbox is configured
     claim = claim_inbox(str(folder))
     paths = [str(p) for p in claim.paths]
     summary = IngestSummary(year=year, files=len(paths), accepted=0, rejected=0, duplicates=0, answers=[])
@@ -92,6 +97,11 @@ def ingest_returns(year: int, inbox: str | None = None) -> IngestSummary:
         while waiting:
             _store_and_answer(year, context, claim, waiting.popleft().result(), summary)
     release(claim)
+    summary.accepted += mailbox.accepted
+    summary.rejected += mailbox.rejected
+    summary.duplicates += mailbox.duplicates
+    # the campaign's artifacts and events in the Prefect UI, also after returns that came by the upload page
+    publish_progress(year)
     get_run_logger().info("ingest %s: %d files, %d accepted, %d rejected, %d duplicates", year, summary.files,
                           summary.accepted, summary.rejected, summary.duplicates)
     return summary
@@ -101,6 +111,7 @@ def _store_and_answer(year: int, context: IngestContext, claim: Claim, examined:
                       summary: IngestSummary) -> None:
     stored = store_batch(as_is(context), as_is(examined))
     summary.answers += answer_batch(year, as_is(context), as_is(stored), str(claim.root))
+    mail_answers(year, as_is(context), as_is(stored))  # the same answers by mail (or as .eml files), once each
     for item in stored:
         if item.duplicate:
             summary.duplicates += 1

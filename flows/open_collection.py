@@ -11,6 +11,9 @@ from pydantic import BaseModel
 from sqlmodel import Session, func, select
 
 from flows.common import as_is, batches, engine, form_for
+from flows.mail_tasks import issue_mails_due, mail_workbooks
+from flows.progress import publish_progress
+from flows.run_names import run_name
 from schemas.settings import get_settings
 from schemas.tables import Assignment
 from tasks.campaigns import open_campaign, previous_year_values
@@ -26,6 +29,7 @@ class OpenSummary(BaseModel):
     issued: int
     already_issued: int
     outbox: str
+    mailed: int = 0  # issue mails sent or written as .eml by this run
 
 
 class IssuePlan(BaseModel):
@@ -71,7 +75,7 @@ def issue_batch(template: WorkbookTemplate, plan: IssuePlan, year: int, batch: l
     return len(issued)
 
 
-@flow(name="open-collection", flow_run_name="{year}年度-开启填报")
+@flow(name="open-collection", flow_run_name=run_name("开启填报"))
 def open_collection(year: int, deadline: date, designated_unit: str | None = None) -> OpenSummary:
     """Open the year's collection: one signed workbook per active unit, written to the campaign's outbox."""
     plan = prepare_campaign(year, deadline, designated_unit)
@@ -82,5 +86,9 @@ def open_collection(year: int, deadline: date, designated_unit: str | None = Non
         for batch in batches(units, get_settings().batch_size):
             issued += issue_batch(as_is(template), as_is(plan), year, as_is(batch))
     get_run_logger().info("campaign %s: %d workbooks issued now, %d before", year, issued, plan.already_issued)
+    mailed = 0  # every unit with a workbook and no issue mail yet: a rerun catches up what failed before
+    for codes in batches(issue_mails_due(plan.campaign_id), get_settings().batch_size):
+        mailed += sum(1 for o in mail_workbooks(year, plan.campaign_id, codes) if o.status in {"sent", "written"})
+    publish_progress(year)
     return OpenSummary(year=year, campaign_id=plan.campaign_id, created=plan.created, issued=issued,
-                       already_issued=plan.already_issued, outbox=str(get_settings().outbox_dir(year)))
+                       already_issued=plan.already_issued, outbox=str(get_settings().outbox_dir(year)), mailed=mailed)

@@ -53,6 +53,8 @@ class UnitBase(SQLModel):
     email: str = Field(default="", max_length=200)
     phone: str = Field(default="", max_length=50)
     active: bool = True
+    leader: str = Field(default="", max_length=50, description="Unit leader (分管负责人), told when it is overdue")
+    leader_email: str = Field(default="", max_length=200)
 
 
 class Unit(UnitBase, table=True):
@@ -91,6 +93,7 @@ class Assignment(SQLModel, table=True):
     last_submission_id: int | None = None
     accepted_submission_id: int | None = Field(default=None, description="Latest accepted: the one consolidated")
     issue_count: int = 0
+    delivery_error: str | None = Field(default=None, description="Why mail to the unit failed for good, if it did")
 
 
 class Submission(SQLModel, table=True):
@@ -136,6 +139,67 @@ class Report(SQLModel, table=True):
     xlsx_path: str
     json_path: str
     error_count: int = 0
+    approved_by: str | None = Field(default=None, max_length=100, description="Who approved it as final")
+    approved_at: datetime | None = None
+    review_comment: str = Field(default="", description="The coordinator's comment when the report was sent back")
+
+
+class MailStatus(StrEnum):
+    PENDING = "pending"  # claimed: being sent right now (or the sender died; see tasks/mail_send.py)
+    WRITTEN = "written"  # no SMTP server configured: written as an .eml file
+    SENT = "sent"
+    FAILED_TEMPORARY = "failed-temporary"  # retried and still failing (4xx, server down): a later run tries again
+    FAILED_PERMANENT = "failed-permanent"  # refused for good (5xx, no address): recorded on the assignment
+
+
+class MailMessage(SQLModel, table=True):
+    """The mail ledger: one row per event a message is owed for; the unique key makes every send happen once.
+
+    Reminders and escalations are rows of kind reminder/escalation: campaign x unit x day x level x channel x status.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_key: str = Field(unique=True, max_length=200, description="e.g. issue:3:D001, answer:17, digest:3:2022-01-21")
+    kind: str = Field(index=True, description="issue / receipt / rejection / reminder / escalation / digest")
+    campaign_id: int | None = Field(default=None, index=True)
+    unit_code: str | None = Field(default=None, index=True)
+    day: date | None = Field(default=None, description="The day a chase message is for (Asia/Shanghai)")
+    level: str = Field(default="", description="Chase level, e.g. D-3 (3 days before the deadline), D+1")
+    channel: str = Field(default="", description="smtp / eml")
+    status: MailStatus = MailStatus.PENDING
+    attempts: int = 0
+    last_error: str = ""
+    recipient: str = Field(default="", description="To and Cc addresses, comma separated")
+    subject: str = ""
+    message_id: str = ""
+    eml_path: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class MailboxMessage(SQLModel, table=True):
+    """The mailbox ledger: one row per message taken from the IMAP folder, so each is processed once however often
+    (or by however many runs) the folder is polled. Claimed (state 'received') before its attachments are taken in.
+    """
+
+    __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox: str = Field(max_length=300, description="user@host/folder")
+    uidvalidity: int
+    uid: int
+    campaign_id: int | None = Field(default=None, index=True)
+    message_id: str = Field(default="", index=True, max_length=300)
+    sender: str = Field(default="", description="From address")
+    subject: str = ""
+    received_at: datetime = Field(default_factory=utcnow, description="When the IMAP server received it")
+    raw_sha256: str = Field(max_length=64, index=True)
+    archive_path: str = Field(description="The raw message, archived before anything reads it")
+    state: str = Field(default="received", description="received / processed / duplicate / auto-reply")
+    claimed_at: datetime = Field(default_factory=utcnow, description="When a run took it (a stale claim is retried)")
+    submission_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    other_attachments: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    processed_at: datetime | None = None
 
 
 class EventLog(SQLModel, table=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from pathlib import Path
 
 
@@ -13,7 +14,7 @@ def archive_bytes(data: bytes, archive_dir: Path, suffix: str = ".xlsx") -> tupl
     path = archive_dir / digest[:2] / f"{digest}{suffix if suffix.startswith('.') else ''}"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+        partial = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")  # unique per writer
         partial.write_bytes(data)
         os.replace(partial, path)  # same bytes under the same name: a race between two writers is harmless
     return digest, path
