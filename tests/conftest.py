@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -84,6 +85,16 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _restore_cli_logger() -> Iterator[None]:
+    """main() sets its own handler on the 'nianbao' logger; every test finds the logger as it was."""
+    logger = logging.getLogger("nianbao")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
 
 
 DEADLINE = date(2022, 1, 20)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +18,6 @@ from tests.factories import valid_figures
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
-
-@pytest.fixture(autouse=True)
-def _restore_cli_logger() -> Iterator[None]:
-    """main() adds a stderr handler to the 'nianbao' logger on every call; drop them after each test."""
-    logger = logging.getLogger("nianbao")
-    handlers, level = list(logger.handlers), logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
 
 
 def test_import_open_ingest_status_report(settings: Settings, units_file: Path, form: FormSpec,

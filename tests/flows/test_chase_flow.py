@@ -3,8 +3,6 @@ leader after it, the digest, one message per unit per day however often it runs,
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -29,14 +27,6 @@ UNITS_WITH_LEADER = UNITS_CSV.replace("code,name,kind,contact,email,phone",
                                       "code,name,kind,contact,email,phone,leader,leader_email")
 UNITS_WITH_LEADER = UNITS_WITH_LEADER.replace("0376-5000004", "0376-5000004,钱局长,leader.d001@example.gov.cn")
 
-
-@pytest.fixture(autouse=True)
-def _restore_cli_logger() -> Iterator[None]:
-    logger = logging.getLogger("nianbao")
-    handlers, level = list(logger.handlers), logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
 
 
 @pytest.fixture

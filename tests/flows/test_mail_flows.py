@@ -4,8 +4,6 @@ workbook once however often it runs, a refused address shows in status, and retu
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -30,14 +28,6 @@ from tests.mail_server import Behaviour, smtp_server
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
-
-@pytest.fixture(autouse=True)
-def _restore_cli_logger() -> Iterator[None]:
-    logger = logging.getLogger("nianbao")
-    handlers, level = list(logger.handlers), logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
 
 
 def test_the_open_flow_mails_each_unit_its_workbook_once(settings, units_file, monkeypatch):
