@@ -1,9 +1,10 @@
 """Every message a unit or the coordinator gets, in Chinese: workbook issue, receipt, rejection, reminder,
 escalation and the coordinator's digest. Each is a MIME message with a plain-text and an HTML part.
 
-Messages use the SMTP policy of the email package: a Chinese subject or display name is RFC 2047 encoded, an
-attachment's Chinese file name RFC 2231 encoded, and the parts are base64 (no 8-bit data for old relays), so
-Outlook, Foxmail and webmail show them right. Templates are rendered from plain values, never ORM objects.
+A Chinese subject or display name is RFC 2047 encoded, an attachment's Chinese file name RFC 2231 encoded, and the
+parts are base64 (no 8-bit data for old relays), so Outlook, Foxmail and webmail show them right. The headers are
+built in that wire form once, here (tasks/mail_mime.py), rather than re-folded by the email package at every send.
+Templates are compiled once per process and rendered from plain values, never ORM objects.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
+from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -23,14 +23,26 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from tasks.answers import CHINA, Answer, render_answer
 from tasks.chase import ChaseAction, ChasePlan
 from tasks.mail_config import MailConfig
+from tasks.mail_mime import (
+    OutgoingMessage,
+    address_header,
+    attachment_part,
+    multipart,
+    new_message,
+    set_multipart,
+    text_header,
+    text_part,
+)
 from tasks.upload_links import UploadLink, link_expiry, make_token, upload_url
 
 TEMPLATES = Path(__file__).parent / "templates" / "mail"
 XLSX = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
+# auto_reload off: a template is read and compiled once per process, not stat()ed again at every message
 _text = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, keep_trailing_newline=True,
-                    autoescape=False)
-_html = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=True)
+                    autoescape=False, auto_reload=False)
+_html = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=True,
+                    auto_reload=False)
 
 
 @dataclass(frozen=True)
@@ -71,9 +83,8 @@ def compose_issue(config: MailConfig, campaign: CampaignInfo, unit: UnitContact,
         "file_name": workbook.name, "link_expires": cn_date(link_expiry(campaign.deadline)),
     }
     subject = f"【请于{cn_date(campaign.deadline)}前报送】{campaign.year}年政府信息公开工作年度报告填报（{unit.name}）"
-    message = _message(config, subject, "issue", values, to=[(unit.name, unit.email)])
-    message.add_attachment(workbook.read_bytes(), maintype=XLSX[0], subtype=XLSX[1], filename=workbook.name)
-    return message
+    attachment = attachment_part(workbook.read_bytes(), XLSX[0], XLSX[1], workbook.name)
+    return _message(config, subject, "issue", values, to=[(unit.name, unit.email)], attachment=attachment)
 
 
 def compose_answer(config: MailConfig, campaign: CampaignInfo, unit: UnitContact | None, answer: Answer,
@@ -148,28 +159,47 @@ def _common(config: MailConfig, campaign: CampaignInfo, unit: UnitContact | None
 
 
 def _message(config: MailConfig, subject: str, template: str, values: dict[str, Any], *,
-             to: list[tuple[str, str]], cc: list[tuple[str, str]] | None = None) -> EmailMessage:
-    message = EmailMessage(policy=SMTP)
-    message["Subject"] = subject
-    message["Date"] = format_datetime(datetime.now(CHINA))
-    message["From"] = Address(config.from_name, addr_spec=config.from_address)
-    addressed = [(name, addr) for name, addr in to if addr]
-    if addressed:
-        message["To"] = [Address(name, addr_spec=addr) for name, addr in addressed]
-    copied = [(name, addr) for name, addr in cc or [] if addr]
-    if copied:
-        message["Cc"] = [Address(name, addr_spec=addr) for name, addr in copied]
+             to: list[tuple[str, str]], cc: list[tuple[str, str]] | None = None,
+             attachment: MIMEPart | None = None) -> EmailMessage:
+    headers = [("Subject", text_header("Subject", subject)), ("Date", format_datetime(datetime.now(CHINA)))]
+    fallback: list[tuple[str, list[tuple[str, str]]]] = []  # an address the fast path does not take
+    recipients: list[str] = []
+    for name, pairs in (("From", [(config.from_name, config.from_address)]), ("To", to), ("Cc", cc or [])):
+        addressed = [(display, addr) for display, addr in pairs if addr]
+        if name != "From":
+            recipients += [addr for _, addr in addressed]
+        if addressed:
+            wire = address_header(name, addressed)
+            if wire is None:
+                fallback.append((name, addressed))
+            else:
+                headers.append((name, wire))
+    message = new_message(headers, recipients, subject)
+    for name, addressed in fallback:
+        message[name] = [Address(display, addr_spec=addr) for display, addr in addressed]
     values = values | {"subject": subject}
     text = re.sub(r"\n{3,}", "\n\n", _text.get_template(f"{template}.txt.j2").render(values))
-    message.set_content(text, cte="base64")
-    message.add_alternative(_html.get_template(f"{template}.html.j2").render(values), subtype="html", cte="base64")
+    bodies = [text_part("plain", text), text_part("html", _html.get_template(f"{template}.html.j2").render(values))]
+    if attachment is None:
+        set_multipart(message, "alternative", bodies)
+    else:
+        set_multipart(message, "mixed", [multipart("alternative", bodies), attachment])
     return message
 
 
 def recipients_of(message: EmailMessage) -> list[str]:
     """Every address the message is for (To and Cc)."""
+    if isinstance(message, OutgoingMessage):
+        return list(message.recipients)
     found: list[str] = []
     for header in ("To", "Cc"):
         for address in getattr(message[header], "addresses", ()):
             found.append(address.addr_spec)
     return found
+
+
+def subject_of(message: EmailMessage) -> str:
+    """The message's subject as the reader sees it."""
+    if isinstance(message, OutgoingMessage):
+        return message.subject
+    return str(message["Subject"] or "")

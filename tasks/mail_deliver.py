@@ -1,14 +1,14 @@
 """Mail the units what they are owed: each unit's workbook when it is issued, and the answer to each return.
 
 The flows call these per batch with one open transport (one SMTP connection for a batch, not one per message).
-Every message goes through send_message(), so each is sent once per event however often a flow runs.
+Every batch goes through send_messages(), so each message is sent once per event however often a flow runs; its
+keys are claimed in one transaction (see tasks/mail_send.py for when outcomes are recorded).
 """
 
 from __future__ import annotations
 
 import time
 from datetime import UTC
-from email.message import EmailMessage
 from pathlib import Path
 
 from sqlmodel import Session, col, select
@@ -19,7 +19,7 @@ from tasks.intake import IngestContext, answer_for
 from tasks.mail_compose import CampaignInfo, UnitContact, compose_answer, compose_issue
 from tasks.mail_config import MailConfig
 from tasks.mail_ledger import SETTLED, Envelope, answer_key, issue_key, settled_keys
-from tasks.mail_send import MailOutcome, Sleep, Transport, open_transport, send_message
+from tasks.mail_send import MailOutcome, Outgoing, Sleep, open_transport, send_messages
 from tasks.submissions import Stored
 
 
@@ -49,13 +49,11 @@ def send_issue_mails(*, session: Session, config: MailConfig, campaign_id: int, 
     workbooks = dict(session.exec(select(Unit.code, Assignment.workbook_path)
                                   .join(Assignment, col(Assignment.unit_id) == col(Unit.id))
                                   .where(Assignment.campaign_id == campaign_id, col(Unit.code).in_(unit_codes))).all())
-    outcomes = []
-    with open_transport(config) as transport:
-        for code in unit_codes:
-            message = compose_issue(config, campaign, contacts[code], Path(workbooks[code]))
-            outcomes.append(_send(session, config, transport, message,
-                                  Envelope(issue_key(campaign_id, code), "issue", campaign_id, code), sleep))
-    return outcomes
+    envelopes = [Envelope(issue_key(campaign_id, code), "issue", campaign_id, code) for code in unit_codes]
+    done = settled_keys(session=session, keys=[e.event_key for e in envelopes])
+    batch = [Outgoing(compose_issue(config, campaign, contacts[e.unit_code], Path(workbooks[e.unit_code])), e)
+             for e in envelopes if e.unit_code and e.event_key not in done]
+    return _send_all(session, config, envelopes, batch, sleep)
 
 
 def deliver_answers(*, session: Session, config: MailConfig, context: IngestContext, stored: list[Stored],
@@ -102,24 +100,32 @@ def deliver_owed_answers(*, session: Session, config: MailConfig, campaign_id: i
 
 def _answer_all(session: Session, config: MailConfig, campaign: CampaignInfo, contacts: dict[str, UnitContact],
                 owed: list[tuple[int, Answer, str, str]], sleep: Sleep) -> list[MailOutcome]:
-    outcomes = []
-    with open_transport(config) as transport:
-        for submission_id, answer, channel, sender in owed:
-            unit = contacts.get(answer.unit_code or "")
-            to = [(unit.name, unit.email)] if unit and unit.email else []
-            if channel == "mail" and "@" in sender and all(sender != addr for _, addr in to):
-                to.append(("", sender))  # whoever mailed the file is answered too
-            if unit is None and not to:
-                continue  # no unit and no address: the .txt answer in the outbox is all there can be
-            message = compose_answer(config, campaign, unit, answer, to)
-            kind = "receipt" if answer.accepted else "rejection"
-            envelope = Envelope(answer_key(submission_id), kind, campaign.id, answer.unit_code)
-            outcomes.append(_send(session, config, transport, message, envelope, sleep))
-    return outcomes
+    envelopes, batch = [], []
+    done = settled_keys(session=session, keys=[answer_key(submission_id) for submission_id, _, _, _ in owed])
+    for submission_id, answer, channel, sender in owed:
+        unit = contacts.get(answer.unit_code or "")
+        to = [(unit.name, unit.email)] if unit and unit.email else []
+        if channel == "mail" and "@" in sender and all(sender != addr for _, addr in to):
+            to.append(("", sender))  # whoever mailed the file is answered too
+        if unit is None and not to:
+            continue  # no unit and no address: the .txt answer in the outbox is all there can be
+        kind = "receipt" if answer.accepted else "rejection"
+        envelope = Envelope(answer_key(submission_id), kind, campaign.id, answer.unit_code)
+        envelopes.append(envelope)
+        if envelope.event_key not in done:  # answered already: not composed again for nothing
+            batch.append(Outgoing(compose_answer(config, campaign, unit, answer, to), envelope))
+    return _send_all(session, config, envelopes, batch, sleep)
 
 
-def _send(session: Session, config: MailConfig, transport: Transport, message: EmailMessage, envelope: Envelope,
-          sleep: Sleep) -> MailOutcome:
-    return send_message(session=session, transport=transport, message=message, envelope=envelope,
-                        from_address=config.from_address, retries=config.retries, backoff=config.backoff_seconds,
-                        sleep=sleep)
+def _send_all(session: Session, config: MailConfig, envelopes: list[Envelope], batch: list[Outgoing],
+              sleep: Sleep) -> list[MailOutcome]:
+    """Send the batch; one outcome per envelope, in order (status None for those sent already)."""
+    sent: dict[str, MailOutcome | None] = {}
+    if batch:
+        with open_transport(config) as transport:
+            outcomes = send_messages(session=session, transport=transport, batch=batch,
+                                     from_address=config.from_address, retries=config.retries,
+                                     backoff=config.backoff_seconds, sleep=sleep)
+        for outcome in outcomes:
+            sent.setdefault(outcome.event_key, outcome)  # an event listed twice is sent for its first listing
+    return [sent.pop(e.event_key, None) or MailOutcome(e.event_key, None) for e in envelopes]

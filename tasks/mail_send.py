@@ -9,6 +9,17 @@
 Public API for every channel (the flows, the upload page, the mailbox):
     with open_transport(config) as transport:
         send_message(session=..., transport=transport, message=msg, envelope=Envelope(key, kind, ...))
+        send_messages(session=..., transport=transport, batch=[Outgoing(msg, envelope), ...])  # a batch
+
+A batch is claimed in one transaction, committed before anything is sent. Its outcomes are recorded:
+- .eml files: once for the whole batch. Writing the file of an event is idempotent (same event, same path), so a
+  run that dies between writing and recording leaves the batch's claims pending, and after STALE_CLAIM the next
+  run writes the same files again: nothing is delivered twice.
+- SMTP: after each message, as before. A run that dies leaves at most the one message it was sending pending (sent
+  again, with the same Message-ID, after STALE_CLAIM: the rule of tasks/mail_ledger.py); the batch's other
+  claims were either recorded or never tried. Claims still waiting their turn are re-stamped every
+  CLAIM_REFRESH, so a slow server never lets them look stale to another run.
+When a run stops mid-batch (wrong mail setup, any error) the claims it never tried are given back.
 """
 
 from __future__ import annotations
@@ -23,19 +34,31 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.policy import SMTP
 from pathlib import Path
 from typing import Protocol
 
 from sqlmodel import Session
 
-from schemas.tables import MailMessage, MailStatus
-from tasks.mail_compose import recipients_of
+from schemas.tables import MailStatus
+from tasks.mail_compose import recipients_of, subject_of
 from tasks.mail_config import MailConfig
-from tasks.mail_ledger import Envelope, claim, message_id, record
+from tasks.mail_ledger import (
+    STALE_CLAIM,
+    Claim,
+    ClaimRequest,
+    Envelope,
+    Result,
+    claim_many,
+    message_id,
+    record_many,
+    refresh_claims,
+    release_claims,
+)
+from tasks.mail_mime import to_bytes
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], None]
+CLAIM_REFRESH = STALE_CLAIM / 3  # plus one message's conversation, still well short of STALE_CLAIM
 
 
 class MailError(Exception):
@@ -59,8 +82,9 @@ class MailSetupError(MailError):
 
 class Transport(Protocol):
     channel: str
+    idempotent: bool  # delivering the same event's message again does no harm (the .eml file is rewritten)
 
-    def deliver(self, message: EmailMessage, name: str) -> str:
+    def deliver(self, message: EmailMessage, name: str, sender: str, recipients: list[str]) -> str:
         """Deliver the message; return the .eml path if it was written, else ''. Raise a MailError."""
         ...
 
@@ -73,19 +97,32 @@ class MailOutcome:
     eml_path: str = ""
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """A message and the event it is owed for."""
+
+    message: EmailMessage
+    envelope: Envelope
+
+
 class EmlWriter:
     """The embedded default: each message as an .eml file (opens in Outlook, Foxmail, Thunderbird)."""
 
     channel = "eml"
+    idempotent = True
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def deliver(self, message: EmailMessage, name: str) -> str:
+    def deliver(self, message: EmailMessage, name: str, sender: str, recipients: list[str]) -> str:  # noqa: ARG002
         path = self.folder / f"{name}.eml"
-        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")  # unique: two writers never share it
-        partial.write_bytes(message.as_bytes(policy=SMTP))
+        data = to_bytes(message)
+        try:
+            partial.write_bytes(data)
+        except FileNotFoundError:  # the unit's first message: make its folder (not tried at every message)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(data)
         partial.replace(path)
         return str(path)
 
@@ -94,15 +131,20 @@ class SmtpTransport:
     """One SMTP connection, opened on first use and reused for a batch; reopened after a failure."""
 
     channel = "smtp"
+    idempotent = False
 
     def __init__(self, config: MailConfig) -> None:
         self.config = config
         self._conn: smtplib.SMTP | None = None
 
-    def deliver(self, message: EmailMessage, name: str) -> str:  # noqa: ARG002  (name only names .eml files)
+    def deliver(self, message: EmailMessage, name: str, sender: str,  # noqa: ARG002  (name only names .eml files)
+                recipients: list[str]) -> str:
         try:
             conn = self._conn or self._connect()
-            refused = conn.send_message(message)
+            if sender.isascii() and all(r.isascii() for r in recipients):
+                refused = conn.sendmail(sender, recipients, to_bytes(message))
+            else:  # an internationalised address: smtplib's own SMTPUTF8 handling
+                refused = conn.send_message(message)
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
             raise self._classify(exc) from None  # from None: the chained exception could show login details
@@ -179,39 +221,83 @@ def send_message(*, session: Session, transport: Transport, message: EmailMessag
     Commits the session: the claim before sending, the outcome after. Raises MailSetupError (after recording it)
     when the mail configuration is wrong, since every further message would fail the same way.
     """
-    recipients = recipients_of(message)
-    row = claim(session=session, envelope=envelope, recipient=", ".join(recipients),
-                subject=str(message["Subject"] or ""))
-    if row is None:
-        return MailOutcome(envelope.event_key, None)
-    if "Message-ID" not in message:
-        message["Message-ID"] = message_id(envelope.event_key, from_address or _from_of(message))
-    row.message_id = str(message["Message-ID"])
+    [outcome] = send_messages(session=session, transport=transport, batch=[Outgoing(message, envelope)],
+                              from_address=from_address, retries=retries, backoff=backoff, sleep=sleep)
+    return outcome
+
+
+def send_messages(*, session: Session, transport: Transport, batch: list[Outgoing], from_address: str = "",
+                  retries: int = 3, backoff: float = 2.0, sleep: Sleep = time.sleep) -> list[MailOutcome]:
+    """Send the message owed for each event of the batch unless it was already (one outcome per item, in order).
+
+    Commits the session: the batch's claims before anything is sent, the outcomes as the module docstring says.
+    Raises MailSetupError (after recording it, and giving back the claims not tried) when the mail configuration
+    is wrong, since every further message would fail the same way.
+    """
+    recipients = [recipients_of(item.message) for item in batch]
+    claims = claim_many(session=session, requests=[
+        ClaimRequest(item.envelope, ", ".join(to), subject_of(item.message)) for item, to in zip(batch, recipients,
+                                                                                                strict=True)])
+    outcomes = [MailOutcome(item.envelope.event_key, None) for item in batch]
+    todo = [(n, c) for n, c in enumerate(claims) if c is not None]
+    unrecorded: list[Result] = []
+    tried = 0
+    stamped = time.monotonic()
+    try:
+        for n, held in todo:
+            if not transport.idempotent and time.monotonic() - stamped > CLAIM_REFRESH.total_seconds():
+                refresh_claims(session=session, claims=[c for _, c in todo[tried:]])
+                stamped = time.monotonic()
+            tried += 1
+            result, stop = _send_one(transport, batch[n].message, held, recipients[n], from_address, retries,
+                                     backoff, sleep)
+            unrecorded.append(result)
+            outcomes[n] = MailOutcome(held.envelope.event_key, result.status, result.error, result.eml_path)
+            if stop is not None:
+                raise stop
+            if not transport.idempotent:
+                record_many(session=session, results=unrecorded)
+                unrecorded = []
+    except BaseException:
+        session.rollback()
+        record_many(session=session, results=unrecorded)
+        release_claims(session=session, claims=[c for _, c in todo[tried:]])
+        raise
+    record_many(session=session, results=unrecorded)
+    return outcomes
+
+
+def _send_one(transport: Transport, message: EmailMessage, held: Claim, recipients: list[str], from_address: str,
+              retries: int, backoff: float, sleep: Sleep) -> tuple[Result, MailSetupError | None]:
+    """Deliver one claimed message, retrying temporary failures: the outcome to record, and the setup error that
+    must stop the batch (raised by the caller once the outcome is recorded)."""
+    envelope = held.envelope
+    sender = from_address or _from_of(message)
+    if "Message-ID" in message:
+        mid = str(message["Message-ID"])
+    else:
+        mid = message_id(envelope.event_key, sender)
+        message.set_raw("Message-ID", mid)  # as is: a plain ASCII token, nothing to encode or fold
     if not recipients:
-        error = "未登记电子邮箱"
-        record(session=session, row=row, status=MailStatus.FAILED_PERMANENT, channel=transport.channel, attempts=0,
-               error=error)
-        return MailOutcome(envelope.event_key, MailStatus.FAILED_PERMANENT, error)
+        return Result(held, MailStatus.FAILED_PERMANENT, transport.channel, 0, "未登记电子邮箱", message_id=mid), None
     attempts = 0
     while True:
         attempts += 1
         try:
-            path = transport.deliver(message, eml_name(envelope))
+            path = transport.deliver(message, eml_name(envelope), sender, recipients)
         except TemporaryMailError as exc:
             if attempts <= retries:
                 log.info("mail %s: temporary failure (%s), retry %d of %d", envelope.event_key, exc.reason,
                          attempts, retries)
                 sleep(backoff * 2 ** (attempts - 1))
                 continue
-            return _failed(session, row, transport, MailStatus.FAILED_TEMPORARY, attempts, exc)
+            return _failed(held, transport, MailStatus.FAILED_TEMPORARY, attempts, exc, mid), None
         except PermanentMailError as exc:
-            return _failed(session, row, transport, MailStatus.FAILED_PERMANENT, attempts, exc)
+            return _failed(held, transport, MailStatus.FAILED_PERMANENT, attempts, exc, mid), None
         except MailSetupError as exc:
-            _failed(session, row, transport, MailStatus.FAILED_TEMPORARY, attempts, exc)
-            raise
+            return _failed(held, transport, MailStatus.FAILED_TEMPORARY, attempts, exc, mid), exc
         status = MailStatus.WRITTEN if path else MailStatus.SENT
-        record(session=session, row=row, status=status, channel=transport.channel, attempts=attempts, eml_path=path)
-        return MailOutcome(envelope.event_key, status, eml_path=path)
+        return Result(held, status, transport.channel, attempts, eml_path=path, message_id=mid), None
 
 
 def eml_name(envelope: Envelope) -> str:
@@ -222,12 +308,11 @@ def eml_name(envelope: Envelope) -> str:
     return f"{envelope.unit_code or '_coordinator'}/{label}-{safe}"
 
 
-def _failed(session: Session, row: MailMessage, transport: Transport, status: MailStatus, attempts: int,
-            exc: MailError) -> MailOutcome:
-    log.warning("mail %s to %s: %s after %d attempt(s): %s", row.event_key, row.recipient, status.value, attempts,
-                exc.reason)
-    record(session=session, row=row, status=status, channel=transport.channel, attempts=attempts, error=exc.reason)
-    return MailOutcome(row.event_key, status, exc.reason)
+def _failed(held: Claim, transport: Transport, status: MailStatus, attempts: int, exc: MailError,
+            mid: str) -> Result:
+    log.warning("mail %s to %s: %s after %d attempt(s): %s", held.envelope.event_key, held.recipient, status.value,
+                attempts, exc.reason)
+    return Result(held, status, transport.channel, attempts, exc.reason, message_id=mid)
 
 
 def _from_of(message: EmailMessage) -> str:

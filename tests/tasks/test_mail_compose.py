@@ -1,5 +1,6 @@
 """The messages as a mail client sees them: parsed back from their bytes, and the raw header forms that Outlook,
-Foxmail and webmail need (RFC 2047 subjects and names, RFC 2231 attachment names, plain text plus HTML)."""
+Foxmail and webmail need (RFC 2047 subjects and names, RFC 2231 attachment names, plain text plus HTML); and the
+fast writer of tasks/mail_mime.py, which must give the email package's own bytes."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import base64
 import email
 import re
 from datetime import UTC, date, datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP, default
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import pytest
 
@@ -28,6 +31,7 @@ from tasks.mail_compose import (
     recipients_of,
 )
 from tasks.mail_config import MailConfig
+from tasks.mail_mime import to_bytes
 from tasks.upload_links import verify_token
 from tests.factories import valid_figures
 
@@ -194,3 +198,70 @@ def test_the_digest_tells_the_coordinator_who_was_chased_who_is_overdue_and_what
     text, html = _bodies(parsed)
     for body in (text, html):
         assert "已逾期 2 天" in body and "D003" in body and "刘强" in body and "550 User unknown" in body
+
+
+def _every_message(config: MailConfig, workbook: Path) -> list[EmailMessage]:
+    plan = plan_chase(today=date(2022, 1, 21), deadline=CAMPAIGN.deadline, reminder_days=(7, 3, 1),
+                      units=[_situation()])
+    note = EmailMessage(policy=SMTP)  # built the usual way, as the mailbox's notes are
+    note["From"] = Address("息县人民政府办公室", addr_spec="xxgk@xixian.gov.cn")
+    note["To"] = "d003@example.gov.cn"
+    note["Subject"] = "关于您发来的邮件"
+    note.set_content("未找到工作簿。\n", cte="base64")
+    return [compose_issue(config, CAMPAIGN, UNIT, workbook),
+            compose_answer(config, CAMPAIGN, UNIT, _answer([], accepted=True), [(UNIT.name, UNIT.email)]),
+            compose_chase(config, CAMPAIGN, plan.actions[0], plan.today),
+            compose_digest(config, CAMPAIGN, plan, [], []), note]
+
+
+def test_the_fast_writer_gives_exactly_the_email_packages_bytes(config, tmp_path):
+    workbook = tmp_path / WORKBOOK_NAME
+    workbook.write_bytes(bytes(range(256)) * 70)
+    for message in _every_message(config, workbook):
+        assert to_bytes(message) == message.as_bytes(policy=SMTP)
+
+
+def test_long_names_fold_within_78_columns_and_every_piece_decodes_on_its_own(config, tmp_path):
+    name = "息县" + "某某" * 30 + "委员会😀"  # longer than any line, with a 4-byte character
+    unit = UnitContact("D003", name, email="d003@example.gov.cn")
+    workbook = tmp_path / f"2021年报-{name}.xlsx"
+    workbook.write_bytes(b"x")
+    message = compose_answer(config, CAMPAIGN, unit, _answer([], accepted=True),
+                             [(name, unit.email), ("Zhang, Li", "zl@example.cn"), ("", "x@example.cn")])
+    raw, parsed = _parsed(message)
+    head = raw.split(b"\r\n\r\n", 1)[0].decode()
+    assert all(len(line) <= 78 for line in head.split("\r\n"))
+    # RFC 2047: the space between two encoded-words is no part of the name (mail clients drop it; Python's
+    # parser keeps it inside a display name, for the email package's own folding just the same)
+    assert [(a.display_name.replace(" ", "") if a.display_name != "Zhang, Li" else a.display_name, a.addr_spec)
+            for a in parsed["To"].addresses] == [
+        (name, "d003@example.gov.cn"), ("Zhang, Li", "zl@example.cn"), ("", "x@example.cn")]
+    assert recipients_of(message) == recipients_of(parsed) == ["d003@example.gov.cn", "zl@example.cn",
+                                                               "x@example.cn"]
+    for word in re.findall(r"=\?utf-8\?b\?([^?]*)\?=", head):
+        assert len(word) + 12 <= 75
+        base64.b64decode(word).decode("utf-8")
+    raw, parsed = _parsed(compose_issue(config, CAMPAIGN, unit, workbook))
+    assert name in str(parsed["Subject"])
+    assert all(len(line) <= 78 for line in raw.split(b"\r\n\r\n", 1)[0].decode().split("\r\n"))
+    [attachment] = list(parsed.iter_attachments())
+    assert attachment.get_filename() == workbook.name
+    pieces = re.findall(r"filename\*\d+\*=(?:utf-8'')?([^;\r]*)", raw.decode())
+    assert len(pieces) > 2
+    for piece in pieces:  # split between characters: some clients decode each piece alone
+        unquote_to_bytes(piece).decode("utf-8")
+
+
+def test_a_line_break_in_a_name_is_refused_not_turned_into_a_header(config):
+    unit = UnitContact("D003", "息县\r\nBcc: everyone@example.cn", email="d003@example.gov.cn")
+    with pytest.raises(ValueError, match="linefeed"):
+        compose_answer(config, CAMPAIGN, unit, _answer([], accepted=True), [(unit.name, unit.email)])
+
+
+def test_an_address_the_fast_path_does_not_take_is_written_by_the_email_package(config):
+    message = compose_answer(config, CAMPAIGN, UNIT, _answer([], accepted=True),
+                             [(UNIT.name, '"wang min"@example.cn')])
+    raw, parsed = _parsed(message)
+    assert parsed["To"].addresses[0].addr_spec == '"wang min"@example.cn'
+    assert parsed["To"].addresses[0].display_name == UNIT.name
+    assert to_bytes(message) == raw

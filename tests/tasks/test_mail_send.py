@@ -1,6 +1,7 @@
 """Sending against a real SMTP server on loopback: delivery, a server that is down, one that is busy (4xx) and then
 accepts, a recipient refused for good (5xx, recorded on the assignment and shown in status), STARTTLS with AUTH,
-the .eml writer, and the ledger that sends each event's message once."""
+the .eml writer, and the ledger that sends each event's message once, also when a batch is claimed at once and
+stops midway."""
 
 from __future__ import annotations
 
@@ -19,8 +20,18 @@ from schemas.tables import Assignment, Campaign, EventLog, MailMessage, MailStat
 from tasks.db import get_engine
 from tasks.mail_compose import CampaignInfo, UnitContact, compose_issue
 from tasks.mail_config import MailConfig
-from tasks.mail_ledger import STALE_CLAIM, Envelope, claim, issue_key
-from tasks.mail_send import MailOutcome, MailSetupError, open_transport, send_message
+from tasks.mail_ledger import (
+    STALE_CLAIM,
+    ClaimRequest,
+    Envelope,
+    Result,
+    claim,
+    claim_many,
+    issue_key,
+    record_many,
+    refresh_claims,
+)
+from tasks.mail_send import MailOutcome, MailSetupError, Outgoing, open_transport, send_message, send_messages
 from tasks.status import campaign_status
 from tests.conftest import DEADLINE
 from tests.factories import register_units
@@ -203,3 +214,88 @@ def test_a_fresh_claim_is_left_alone_and_a_stale_one_is_taken_over(session):
     taken = claim(session=session, envelope=envelope, recipient="a@b.cn", subject="s", now=later)
     assert taken is not None and taken.id == row.id
     assert claim(session=session, envelope=envelope, recipient="a@b.cn", subject="s", now=later) is None
+
+
+def _outgoing(session: Session, config: MailConfig, code: str) -> Outgoing:
+    campaign = session.exec(select(Campaign)).one()
+    unit = session.exec(select(Unit).where(Unit.code == code)).one()
+    assert campaign.id is not None
+    message = compose_issue(config, CampaignInfo(campaign.id, 2021, DEADLINE, campaign.secret),
+                            UnitContact(unit.code, unit.name, unit.contact, unit.email),
+                            Path(session.exec(select(Assignment)).first().workbook_path))  # type: ignore[union-attr]
+    return Outgoing(message, Envelope(issue_key(campaign.id, code), "issue", campaign.id, code))
+
+
+def _send_batch(session: Session, config: MailConfig, codes: list[str]) -> list[MailOutcome]:
+    batch = [_outgoing(session, config, code) for code in codes]
+    with open_transport(config) as transport:
+        return send_messages(session=session, transport=transport, batch=batch, from_address=config.from_address,
+                             retries=0, sleep=lambda _: None)
+
+
+def test_a_wrong_setup_stops_the_batch_and_gives_back_the_claims_it_never_tried(settings, session, tmp_path):
+    tls = self_signed(tmp_path)
+    codes = ["T001", "T002", "D001"]
+    with smtp_server(tls=tls, login=("xxgk", PASSWORD)) as (port, server):
+        bad = _config(settings, port, security="starttls", ca_file=tls[0], user="xxgk",
+                      password=SecretStr(PASSWORD + "-wrong"))
+        with pytest.raises(MailSetupError):
+            _send_batch(session, bad, codes)
+        rows = _ledger(session)
+        # the message that met the refusal is owed again; the two never tried left no trace, not even a claim
+        assert [(r.unit_code, r.status) for r in rows] == [("T001", MailStatus.FAILED_TEMPORARY)]
+        good = _config(settings, port, security="starttls", ca_file=tls[0], user="xxgk",
+                       password=SecretStr(PASSWORD))
+        first = _send_batch(session, good, codes)
+        again = _send_batch(session, good, codes)
+    assert [o.status for o in first] == [MailStatus.SENT] * 3 and [o.status for o in again] == [None] * 3
+    assert sorted(r for got in server.received for r in got.rcpt_tos) == [
+        "d001@example.gov.cn", "t001@example.gov.cn", "t002@example.gov.cn"]
+    assert {r.status for r in _ledger(session)} == {MailStatus.SENT}
+
+
+def test_an_eml_batch_that_breaks_midway_keeps_what_it_wrote_and_owes_the_rest(settings, session):
+    config = _config(settings, None)
+    folder = settings.mail_dir(2021)
+    folder.mkdir(parents=True)
+    (folder / "T002").write_text("a file where the unit's folder should be")
+    with pytest.raises(OSError):
+        _send_batch(session, config, ["T001", "T002", "D001"])
+    rows = {r.unit_code: r for r in _ledger(session)}
+    assert rows["T001"].status is MailStatus.WRITTEN and Path(rows["T001"].eml_path).is_file()
+    assert rows["T002"].status is MailStatus.PENDING  # its outcome is unknown: rewritten once the claim is stale
+    assert "D001" not in rows  # never tried: given back
+    (folder / "T002").unlink()
+    outcomes = _send_batch(session, config, ["T001", "T002", "D001"])
+    assert [o.status for o in outcomes] == [None, None, MailStatus.WRITTEN]
+
+
+def test_an_event_listed_twice_in_a_batch_is_sent_once(settings, session):
+    with smtp_server() as (port, server):
+        outcomes = _send_batch(session, _config(settings, port), ["T001", "T001"])
+    assert [o.status for o in outcomes] == [MailStatus.SENT, None] and len(server.received) == 1
+
+
+def test_a_batch_claim_takes_only_what_is_owed(session):
+    def request(key: str, recipient: str = "a@b.cn") -> ClaimRequest:
+        return ClaimRequest(Envelope(key, "issue", 1, key.rsplit(":", 1)[1]), recipient, "s")
+
+    now = utcnow()
+    first = claim_many(session=session, requests=[request("issue:1:A"), request("issue:1:B"), request("issue:1:C"),
+                                                  request("issue:1:D")], now=now)
+    assert all(c is not None for c in first)
+    a, b, c, d = (x for x in first if x is not None)
+    record_many(session=session, results=[Result(a, MailStatus.SENT, "smtp", 1),
+                                          Result(b, MailStatus.FAILED_PERMANENT, "smtp", 1, "550"),
+                                          Result(c, MailStatus.FAILED_TEMPORARY, "smtp", 1, "421")])
+    again = [request("issue:1:A"), request("issue:1:B"), request("issue:1:C"), request("issue:1:D")]
+    taken = claim_many(session=session, requests=again, now=now + timedelta(minutes=1))
+    # sent: never again; refused for good: not to the same address; temporary: again; pending and fresh: not ours
+    assert [x is not None for x in taken] == [False, False, True, False]
+    moved = claim_many(session=session, requests=[request("issue:1:B", "new@b.cn")], now=now + timedelta(minutes=1))
+    assert moved[0] is not None and moved[0].id == b.id  # the unit's address was corrected: owed again
+    later = now + STALE_CLAIM + timedelta(minutes=1)
+    refresh_claims(session=session, claims=[d], now=now + timedelta(minutes=10))  # still being sent: kept fresh
+    assert claim_many(session=session, requests=[request("issue:1:D")], now=later) == [None]
+    stale = claim_many(session=session, requests=[request("issue:1:D")], now=later + timedelta(minutes=10))
+    assert stale[0] is not None and stale[0].id == d.id
