@@ -19,7 +19,7 @@ from flows.run_names import run_name
 from schemas.settings import get_settings
 from tasks.answers import write_answer
 from tasks.examine_pool import ExaminationPool, default_workers
-from tasks.inbox import Claim, claim_new_files, move_processed, release
+from tasks.inbox import Claim, claim_new_files, kept_alive, move_processed, release
 from tasks.ingest import Examination
 from tasks.intake import IngestContext, answer_for, load_ingest_context, store_received
 from tasks.submissions import Stored
@@ -85,7 +85,7 @@ def ingest_returns(year: int, inbox: str | None = None) -> IngestSummary:
     summary = IngestSummary(year=year, files=len(paths), accepted=0, rejected=0, duplicates=0, answers=[])
     pool = ExaminationPool(form=form_for(), context=context, archive_dir=settings.archive_dir,
                            max_bytes=settings.max_upload_bytes, workers=default_workers(len(paths)))
-    with pool:
+    with kept_alive(claim), pool:
         # the next batch is examined (by the worker processes) while this one is stored and answered; the first
         # is examined here, while the workers start. as_is(): Prefect would otherwise walk every figure of every
         # file looking for futures (~6 ms a file)

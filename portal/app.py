@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         link = await run_in_threadpool(link_or_404, token)
         back = f"/u/{link.token}"
         if not csrf.same_origin(request.headers.get("origin"), request.headers.get("referer"),
-                                request.headers.get("host")):
+                                request.headers.get("host"), settings.portal_base_url):
             return forbidden()
         sender = request.client.host if request.client else ""
         try:

@@ -43,14 +43,19 @@ def check(field: str | None, cookie: str | None, link_token: str, secret: str) -
     return hmac.compare_digest(nonce, cookie) and hmac.compare_digest(signature, _sign(nonce, link_token, secret))
 
 
-def same_origin(origin: str | None, referer: str | None, host: str | None) -> bool:
-    """False if the browser says the request comes from another site (Origin first, else Referer)."""
-    if not host:
+def same_origin(origin: str | None, referer: str | None, host: str | None, public_url: str = "") -> bool:
+    """False if the browser says the request comes from another site (Origin first, else Referer).
+
+    Our own site is the Host the request names, or the public address of the page (NIANBAO_PORTAL_BASE_URL): a
+    reverse proxy may pass its own upstream address as Host while the browser names the public one.
+    """
+    ours = {h.lower() for h in (host, urlsplit(public_url).netloc) if h}
+    if not ours:
         return False
     if origin is not None:
-        return origin != "null" and urlsplit(origin).netloc.lower() == host.lower()
+        return origin != "null" and urlsplit(origin).netloc.lower() in ours
     if referer:
-        return urlsplit(referer).netloc.lower() == host.lower()
+        return urlsplit(referer).netloc.lower() in ours
     return True  # neither header: not a browser's cross-site form post (the cookie check still applies)
 
 

@@ -52,6 +52,8 @@ def _check(campaign: Campaign, report: Report, approver: str) -> None:
         raise ApprovalError(f"report {report.id} is not a report of the {campaign.year} campaign")
     if report.kind != "draft":
         raise ApprovalError(f"report {report.id} is already {report.kind}")
+    if campaign.state is CampaignState.APPROVED:  # a second paused run, or an older draft: one final report a year
+        raise ApprovalError(f"the {campaign.year} report was approved already")
     if not approver.strip():
         raise ApprovalError("the approver's name is empty")
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +37,7 @@ class ExaminationPool:
         self._job = _Job(form.form_id, form.version, context, str(archive_dir), max_bytes)
         self._workers = workers
         self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     def __enter__(self) -> ExaminationPool:
         if self._workers > 0:
@@ -56,14 +58,19 @@ class ExaminationPool:
         if self._executor is None or in_process or not paths:
             return _examine_paths(self._job, paths, inbox)
         chunks = _chunks(list(paths), self._workers * 2)  # two chunks a worker evens out slow files
-        futures: list[Future[list[Examination]]] = [
-            self._executor.submit(_examine_in_worker, chunk, inbox) for chunk in chunks]
+        with self._lock:
+            executor = self._executor
+        try:
+            futures: list[Future[list[Examination]]] = [
+                executor.submit(_examine_in_worker, chunk, inbox) for chunk in chunks]
+        except BrokenProcessPool:  # broken while another batch was being examined
+            return [e for chunk in chunks for e in self._after_crash(executor, chunk, inbox)]
         examined: list[Examination] = []
         for chunk, future in zip(chunks, futures, strict=True):
             try:
                 examined += future.result()
-            except BrokenProcessPool:
-                examined += self._after_crash(chunk, inbox)
+            except (BrokenProcessPool, CancelledError):
+                examined += self._after_crash(executor, chunk, inbox)
         return examined
 
     def _start(self) -> ProcessPoolExecutor:
@@ -72,22 +79,31 @@ class ExaminationPool:
         return ProcessPoolExecutor(self._workers, mp_context=context, initializer=_init_worker,
                                    initargs=(self._job,))
 
-    def _after_crash(self, chunk: list[str], inbox: str) -> list[Examination]:
-        """A worker died: start a fresh pool, examine the chunk file by file, reject the file that kills again."""
+    def _after_crash(self, broken: ProcessPoolExecutor, chunk: list[str], inbox: str) -> list[Examination]:
+        """A worker died: replace the pool (once, whichever batch saw it first), then examine the chunk file by
+        file in a pool of its own, and reject the file that kills a worker again."""
         log.error("an examination worker died; examining %d files one at a time", len(chunk))
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-        self._executor = self._start()
-        examined = []
-        for path in chunk:
-            try:
-                examined += self._executor.submit(_examine_in_worker, [path], inbox).result()
-            except BrokenProcessPool:
-                log.error("file %s crashed the workbook reader; rejected as corrupt", path)
+        with self._lock:  # two batches are examined at once: both may see the same dead pool
+            if self._executor is broken:
+                broken.shutdown(wait=False)
                 self._executor = self._start()
-                _, incoming = receive(Path(path), Path(inbox), Path(self._job.archive_dir))
-                issue = Issue(code="corrupt-workbook", note="读取时程序异常退出")
-                examined.append(Examination(incoming, incoming.claimed_unit, [issue]))
+        single = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"),
+                                     initializer=_init_worker, initargs=(self._job,))
+        examined = []
+        try:
+            for path in chunk:
+                try:
+                    examined += single.submit(_examine_in_worker, [path], inbox).result()
+                except BrokenProcessPool:
+                    log.error("file %s crashed the workbook reader; rejected as corrupt", path)
+                    single.shutdown(wait=False)
+                    single = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"),
+                                                 initializer=_init_worker, initargs=(self._job,))
+                    _, incoming = receive(Path(path), Path(inbox), Path(self._job.archive_dir))
+                    issue = Issue(code="corrupt-workbook", note="读取时程序异常退出")
+                    examined.append(Examination(incoming, incoming.claimed_unit, [issue]))
+        finally:
+            single.shutdown(wait=True)
         return examined
 
 

@@ -5,15 +5,19 @@ subfolder named after a unit code came from that unit, and must be that unit's w
 
 An ingest run first claims the waiting files by renaming them into a folder of its own (`.claimed/<run>/`, same
 layout): a rename is atomic, so two runs over the same inbox (two workers on shared storage, or a scheduled run
-overlapping a manual one) never take the same file. A run that dies leaves its claim behind; after STALE_CLAIM the
-next run takes those files over (storing is idempotent by content hash, so a file half-done is simply done again).
+overlapping a manual one) never take the same file. A working run marks its claim alive every minute; a run that
+dies leaves its claim behind, and once it has shown no sign of life for STALE_CLAIM the next run takes those files
+over (storing is idempotent by content hash, so a file half-done is simply done again).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +28,8 @@ from tasks.ingest import Incoming
 _IGNORED_PREFIXES = ("~$", ".", "~")  # Excel/WPS lock files and hidden files are not returns
 _IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload")
 CLAIMS = ".claimed"
-STALE_CLAIM = timedelta(minutes=30)
+ALIVE = ".alive"  # in a claim folder: its run refreshes the modification time while it works
+STALE_CLAIM = timedelta(minutes=30)  # no sign of life for this long: the run died
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,11 @@ def claim_new_files(inbox: Path, now: datetime | None = None) -> Claim:
     sources = [(inbox, p) for p in new_files(inbox)]
     for stale in _stale_claims(inbox, moment):
         sources += [(stale, p) for p in new_files(stale)]
+    root.mkdir(parents=True)
+    _touch(root / ALIVE, moment)
     taken = []
     for source_root, path in sorted(sources, key=lambda s: _arrival(s[1])):
-        target = root / path.relative_to(source_root)
+        target = _free_name(root / path.relative_to(source_root))  # a rename would replace a file of that name
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.rename(path, target)  # keeps the modification time: the arrival time
@@ -66,30 +73,67 @@ def claim_new_files(inbox: Path, now: datetime | None = None) -> Claim:
     return Claim(root, taken)
 
 
+@contextmanager
+def kept_alive(claim: Claim, every_seconds: float = 60.0) -> Iterator[None]:
+    """Mark the claim alive while its run works (a slow mail server may hold a run for long), from a thread."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every_seconds):
+            _touch(claim.root / ALIVE, datetime.now(UTC))
+
+    thread = threading.Thread(target=beat, name="claim-alive", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def release(claim: Claim) -> None:
     """Remove the claim's folders once every file has moved on (a folder still holding a file is kept)."""
+    (claim.root / ALIVE).unlink(missing_ok=True)
     for folder in sorted((p for p in claim.root.rglob("*") if p.is_dir()), reverse=True):
         _remove_if_empty(folder)
     _remove_if_empty(claim.root)
     for stale in _stale_claims(claim.root.parent.parent, datetime.now(UTC)):
-        if not any(p.is_file() for p in stale.rglob("*")):
+        if not any(p.is_file() and p.name != ALIVE for p in stale.rglob("*")):
             shutil.rmtree(stale, ignore_errors=True)
     _remove_if_empty(claim.root.parent)
 
 
 def _stale_claims(inbox: Path, now: datetime) -> list[Path]:
+    """Claims whose run has not marked them alive for STALE_CLAIM: that run died."""
     folder = inbox / CLAIMS
     if not folder.is_dir():
         return []
     stale = []
     for claim in folder.iterdir():
         try:
-            started = datetime.strptime(claim.name.split("-", 1)[0], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-        except ValueError:
-            continue
-        if now - started > STALE_CLAIM:
+            alive = datetime.fromtimestamp((claim / ALIVE).stat().st_mtime, UTC)
+        except FileNotFoundError:
+            try:
+                alive = datetime.strptime(claim.name.split("-", 1)[0], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+            except ValueError:
+                continue
+        if now - alive > STALE_CLAIM:
             stale.append(claim)
     return stale
+
+
+def _touch(path: Path, moment: datetime) -> None:
+    path.touch()
+    os.utime(path, (moment.timestamp(), moment.timestamp()))
+
+
+def _free_name(target: Path) -> Path:
+    n = 1
+    free = target
+    while free.exists():
+        free = target.with_name(f"{target.stem}.{n}{target.suffix}")
+        n += 1
+    return free
 
 
 def _arrival(path: Path) -> tuple[float, str]:
@@ -122,8 +166,13 @@ def receive(path: Path, root: Path, archive_dir: Path) -> tuple[bytes, Incoming]
     return data, incoming
 
 
-def move_processed(path: Path, root: Path, processed_dir: Path) -> Path:
-    """Move a stored file out of the inbox or claim folder root (its bytes are archived); never overwrite."""
+def move_processed(path: Path, root: Path, processed_dir: Path) -> Path | None:
+    """Move a stored file out of the inbox or claim folder root (its bytes are archived); never overwrite.
+
+    None when the file is gone already (a run that took over a claim it thought dead moved it).
+    """
+    if not path.exists():
+        return None
     day = datetime.now(UTC).strftime("%Y%m%d")
     target_dir = processed_dir / day / (path.parent.name if path.parent != root else "")
     target_dir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from schemas.tables import Assignment, Campaign, MailMessage, MailStatus, Submission, Unit, Verdict
+from schemas.tables import Assignment, Campaign, MailMessage, Submission, Unit, Verdict
 from tasks.answers import Answer
 from tasks.intake import IngestContext, answer_for
 from tasks.mail_compose import CampaignInfo, UnitContact, compose_answer, compose_issue
@@ -75,10 +75,11 @@ def deliver_owed_answers(*, session: Session, config: MailConfig, campaign_id: i
                          sleep: Sleep = time.sleep) -> list[MailOutcome]:
     """Mail the answer of every return of the campaign that has none on the ledger yet (a catch-up pass)."""
     campaign = campaign_info(session=session, campaign_id=campaign_id)
-    # sent, written or refused for good; a temporary failure or a stale claim is owed still (claim() decides)
+    # sent or written; a temporary failure, a stale claim or a refusal for good is owed still: the claim decides
+    # (a refused one goes out again once the unit's address has been corrected)
     answered = set(session.exec(select(MailMessage.event_key).where(
         MailMessage.campaign_id == campaign_id, col(MailMessage.kind).in_(["receipt", "rejection"]),
-        col(MailMessage.status).in_([*SETTLED, MailStatus.FAILED_PERMANENT]))).all())
+        col(MailMessage.status).in_(list(SETTLED)))).all())
     rows = session.exec(select(Submission, Unit).join(Unit, col(Unit.id) == col(Submission.unit_id), isouter=True)
                         .where(Submission.campaign_id == campaign_id).order_by(col(Submission.id))).all()
     versions = {s.id: s.version for s, _ in rows}

@@ -94,8 +94,10 @@ def claim(*, session: Session, envelope: Envelope, recipient: str, subject: str,
         return None
     # take over with a conditional update: of two runs taking over at once, only one changes the row
     taken = session.execute(
+        # updated_at too: a stale PENDING row keeps its status and attempts when taken over; its time changes
         update(MailMessage).where(col(MailMessage.id) == row.id, col(MailMessage.status) == row.status,
-                                  col(MailMessage.attempts) == row.attempts)
+                                  col(MailMessage.attempts) == row.attempts,
+                                  col(MailMessage.updated_at) == row.updated_at)
         .values(status=MailStatus.PENDING, recipient=recipient, subject=subject, updated_at=now))
     session.commit()
     if getattr(taken, "rowcount", 0) != 1:
@@ -167,7 +169,8 @@ def claim_many(*, session: Session, requests: Sequence[ClaimRequest],
         if _owed_now(row.status, row.recipient, row.updated_at, request.recipient, now):
             taken = session.execute(
                 update(MailMessage).where(col(MailMessage.id) == row.id, col(MailMessage.status) == row.status,
-                                          col(MailMessage.attempts) == row.attempts)
+                                          col(MailMessage.attempts) == row.attempts,
+                                          col(MailMessage.updated_at) == row.updated_at)
                 .values(status=MailStatus.PENDING, recipient=request.recipient, subject=request.subject,
                         updated_at=now))
             if getattr(taken, "rowcount", 0) == 1:

@@ -17,7 +17,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.flows import load_flow_from_entrypoint
 
 from deployments.serve import SERVE_LIMIT, deployments
-from flows.scheduled import CHASE_MODULE
+from flows.chase_late_units import chase_late_units
 
 ROOT = Path(__file__).resolve().parents[2]
 SHANGHAI = "Asia/Shanghai"
@@ -90,8 +90,7 @@ def test_prefect_yaml_declares_the_same_deployments_for_a_process_work_pool():
 
 
 def test_the_chase_deployment_runs_the_chase_flow_for_a_year():
-    module = pytest.importorskip(CHASE_MODULE, reason="flows/chase_late_units.py is not written yet")
-    chase = module.chase_late_units
+    chase = chase_late_units
     assert isinstance(chase, Flow) and chase.name == "chase-late-units"
     parameters = inspect.signature(chase.fn).parameters
     assert "year" in parameters

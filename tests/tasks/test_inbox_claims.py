@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tasks.inbox import CLAIMS, STALE_CLAIM, claim_new_files, move_processed, release
+from tasks.inbox import CLAIMS, STALE_CLAIM, claim_new_files, kept_alive, move_processed, release
 
 
 def _drop(inbox: Path, n: int) -> set[str]:
@@ -58,3 +59,28 @@ def test_a_claim_left_by_a_dead_run_is_taken_over_once_stale(tmp_path: Path) -> 
     assert not dead.root.exists() and not (inbox / CLAIMS).exists()
     assert sorted(p.name for p in (tmp_path / "processed").rglob("*.xlsx")) == sorted(Path(n).name for n in dropped)
     assert all(p.parent.name == "T001" for p in (tmp_path / "processed").rglob("回执*.xlsx"))
+
+
+def test_a_file_of_the_same_name_in_a_dead_claim_and_in_the_inbox_both_survive(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "报表.xlsx").write_bytes(b"first")
+    started = datetime(2022, 1, 10, 8, 0, tzinfo=UTC)
+    claim_new_files(inbox, now=started)  # its run dies
+    (inbox / "报表.xlsx").write_bytes(b"second")  # the unit sends again under the same name
+
+    late = claim_new_files(inbox, now=started + STALE_CLAIM + timedelta(minutes=1))
+
+    assert sorted(p.read_bytes() for p in late.paths) == [b"first", b"second"]
+    assert len(set(late.paths)) == 2
+
+
+def test_a_claim_kept_alive_is_not_taken_however_long_its_run_works(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    _drop(inbox, 3)
+    long_ago = datetime.now(UTC) - 10 * STALE_CLAIM
+    slow = claim_new_files(inbox, now=long_ago)  # started long ago, still working (a slow mail server, say)
+    with kept_alive(slow, every_seconds=0.01):
+        time.sleep(0.2)
+        assert claim_new_files(inbox).paths == []
+    assert len(claim_new_files(inbox, now=datetime.now(UTC) + STALE_CLAIM * 2).paths) == 3  # silent since: taken
