@@ -242,6 +242,7 @@ def send_messages(*, session: Session, transport: Transport, batch: list[Outgoin
     todo = [(n, c) for n, c in enumerate(claims) if c is not None]
     unrecorded: list[Result] = []
     tried = 0
+    down: TemporaryMailError | None = None  # the server failed one message through all its retries
     stamped = time.monotonic()
     try:
         for n, held in todo:
@@ -250,7 +251,11 @@ def send_messages(*, session: Session, transport: Transport, batch: list[Outgoin
                 stamped = time.monotonic()
             tried += 1
             result, stop = _send_one(transport, batch[n].message, held, recipients[n], from_address, retries,
-                                     backoff, sleep)
+                                     backoff, sleep, down)
+            if result.status is MailStatus.FAILED_TEMPORARY and result.attempts > retries:
+                # the rest of the batch is not tried (a dead server would cost each its backoff, or its timeout):
+                # they stay owed, for the next run
+                down = TemporaryMailError(result.error)
             unrecorded.append(result)
             outcomes[n] = MailOutcome(held.envelope.event_key, result.status, result.error, result.eml_path)
             if stop is not None:
@@ -268,7 +273,8 @@ def send_messages(*, session: Session, transport: Transport, batch: list[Outgoin
 
 
 def _send_one(transport: Transport, message: EmailMessage, held: Claim, recipients: list[str], from_address: str,
-              retries: int, backoff: float, sleep: Sleep) -> tuple[Result, MailSetupError | None]:
+              retries: int, backoff: float, sleep: Sleep,
+              down: TemporaryMailError | None = None) -> tuple[Result, MailSetupError | None]:
     """Deliver one claimed message, retrying temporary failures: the outcome to record, and the setup error that
     must stop the batch (raised by the caller once the outcome is recorded)."""
     envelope = held.envelope
@@ -280,6 +286,8 @@ def _send_one(transport: Transport, message: EmailMessage, held: Claim, recipien
         message.set_raw("Message-ID", mid)  # as is: a plain ASCII token, nothing to encode or fold
     if not recipients:
         return Result(held, MailStatus.FAILED_PERMANENT, transport.channel, 0, "未登记电子邮箱", message_id=mid), None
+    if down is not None:
+        return _failed(held, transport, MailStatus.FAILED_TEMPORARY, 0, down, mid), None
     attempts = 0
     while True:
         attempts += 1

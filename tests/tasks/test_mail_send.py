@@ -299,3 +299,19 @@ def test_a_batch_claim_takes_only_what_is_owed(session):
     assert claim_many(session=session, requests=[request("issue:1:D")], now=later) == [None]
     stale = claim_many(session=session, requests=[request("issue:1:D")], now=later + timedelta(minutes=10))
     assert stale[0] is not None and stale[0].id == d.id
+
+
+def test_a_dead_server_costs_one_message_its_retries_not_every_message(settings, session):
+    port = free_port()  # nothing listens here: connection refused
+    config = _config(settings, port)
+    batch = [_outgoing(session, config, code) for code in ["T001", "T002", "D001"]]
+    sleeps: list[float] = []
+    with open_transport(config) as transport:
+        outcomes = send_messages(session=session, transport=transport, batch=batch, from_address=config.from_address,
+                                 retries=3, sleep=sleeps.append)
+    assert sleeps == [2.0, 4.0, 8.0]  # the first message's backoff only: the others are not tried
+    assert [o.status for o in outcomes] == [MailStatus.FAILED_TEMPORARY] * 3
+    assert sorted((r.unit_code, r.attempts) for r in _ledger(session)) == [("D001", 0), ("T001", 4), ("T002", 0)]
+    with smtp_server() as (up, server):  # the next run, the server back: every message goes out, once
+        again = _send_batch(session, _config(settings, up), ["T001", "T002", "D001"])
+    assert [o.status for o in again] == [MailStatus.SENT] * 3 and len(server.received) == 3
