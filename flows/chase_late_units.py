@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from flows.common import as_is, batches, engine, form_for
 from flows.mail_tasks import mail_owed_answers
+from flows.progress import publish_progress
 from flows.run_names import run_name
 from schemas.settings import get_settings
 from tasks.campaigns import get_campaign
@@ -91,6 +92,7 @@ def chase_late_units(year: int, today: date | None = None, dry_run: bool = False
         if plan.digest:
             sent = send_digest_task(year, campaign_id, as_is(plan), as_is(outcomes))
             digest = OUTCOME_CHINESE[sent.status]
+        publish_progress(year)  # reminders sent: the campaign's table and events in the Prefect UI
     elif plan.digest:
         digest = "将发送（演练，未发送）"
     summary = _summary(year, plan, outcomes, dry_run, digest)

@@ -35,7 +35,7 @@ def issue_mails_due(campaign_id: int) -> list[str]:
 @task(name="mail-workbooks", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
 def mail_workbooks(year: int, campaign_id: int, unit_codes: list[str]) -> list[MailOutcome]:
     """Send (or write as .eml) a batch of units their workbook and personal upload link."""
-    with Session(engine()) as session, _setup_errors_logged():
+    with Session(engine()) as session, setup_errors_logged():
         outcomes = send_issue_mails(session=session, config=mail_config(get_settings(), year),
                                     campaign_id=campaign_id, unit_codes=unit_codes)
         _log(outcomes, "workbook mail")
@@ -46,7 +46,7 @@ def mail_workbooks(year: int, campaign_id: int, unit_codes: list[str]) -> list[M
 @task(name="mail-answers", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
 def mail_answers(year: int, context: IngestContext, stored: list[Stored]) -> list[MailOutcome]:
     """Mail each unit the receipt or issue list of its stored returns (after the store task committed them)."""
-    with Session(engine()) as session, _setup_errors_logged():
+    with Session(engine()) as session, setup_errors_logged():
         outcomes = deliver_answers(session=session, config=mail_config(get_settings(), year), context=context,
                                    stored=stored)
         _log(outcomes, "answer mail")
@@ -57,7 +57,7 @@ def mail_answers(year: int, context: IngestContext, stored: list[Stored]) -> lis
 @task(name="mail-owed-answers", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
 def mail_owed_answers(year: int, campaign_id: int) -> list[MailOutcome]:
     """Mail the answer of every return of the campaign not answered by mail yet (catch-up)."""
-    with Session(engine()) as session, _setup_errors_logged():
+    with Session(engine()) as session, setup_errors_logged():
         outcomes = deliver_owed_answers(session=session, config=mail_config(get_settings(), year),
                                         campaign_id=campaign_id)
         _log(outcomes, "answer mail")
@@ -66,7 +66,8 @@ def mail_owed_answers(year: int, campaign_id: int) -> list[MailOutcome]:
 
 
 @contextmanager
-def _setup_errors_logged() -> Iterator[None]:
+def setup_errors_logged() -> Iterator[None]:
+    """A wrong mail setup is logged, not raised: what the flow stored stays done, its messages stay owed."""
     try:
         yield
     except MailSetupError as exc:

@@ -23,12 +23,13 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from flows.common import engine, form_for
+from flows.mail_tasks import setup_errors_logged
 from schemas.settings import Settings, get_settings
 from tasks.intake import IngestContext, load_ingest_context
 from tasks.mail_config import MailConfig, mail_config
 from tasks.mail_deliver import deliver_answers
 from tasks.mail_ledger import Envelope
-from tasks.mail_send import MailSetupError, open_transport, send_message
+from tasks.mail_send import open_transport, send_message
 from tasks.mailbox import Mailbox, MailboxConfig, MailboxError, mailbox_config
 from tasks.mailbox_intake import MailIntake, MailOutcome, MailReply
 from tasks.submissions import Stored
@@ -102,16 +103,9 @@ def take_mailbox(settings: Settings, config: MailboxConfig, year: int) -> Mailbo
 
 
 def mail_answers(config: MailConfig, context: IngestContext, stored: list[Stored]) -> None:
-    """The receipt or issue list of each workbook, to the unit and to whoever mailed it (once per submission).
-
-    A wrong mail setup is logged, not raised: the returns are stored, and their answers stay owed for the catch-up
-    of the next chase run; raising would stop every ingest (and the inbox folder with it) until the setup is fixed.
-    """
-    try:
-        with Session(engine()) as session:
-            deliver_answers(session=session, config=config, context=context, stored=stored)
-    except MailSetupError as exc:
-        get_run_logger().error("answer mail not sent, fix the mail settings (NIANBAO_SMTP_*): %s", exc.reason)
+    """The receipt or issue list of each workbook, to the unit and to whoever mailed it (once per submission)."""
+    with Session(engine()) as session, setup_errors_logged():
+        deliver_answers(session=session, config=config, context=context, stored=stored)
 
 
 def send_note(config: MailConfig, context: IngestContext, note: MailReply) -> None:
@@ -126,9 +120,6 @@ def send_note(config: MailConfig, context: IngestContext, note: MailReply) -> No
         message["References"] = note.in_reply_to
     message.set_content(note.text, cte="base64")
     envelope = Envelope(f"mailbox-note:{note.ledger_id}", "mailbox-note", context.campaign.id, note.unit_code)
-    try:
-        with Session(engine()) as session, open_transport(config) as transport:
-            send_message(session=session, transport=transport, message=message, envelope=envelope,
-                         from_address=config.from_address, retries=config.retries, backoff=config.backoff_seconds)
-    except MailSetupError as exc:  # as for answers: logged, and the mailbox run goes on
-        get_run_logger().error("mailbox note not sent, fix the mail settings (NIANBAO_SMTP_*): %s", exc.reason)
+    with Session(engine()) as session, setup_errors_logged(), open_transport(config) as transport:
+        send_message(session=session, transport=transport, message=message, envelope=envelope,
+                     from_address=config.from_address, retries=config.retries, backoff=config.backoff_seconds)

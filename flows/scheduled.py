@@ -1,7 +1,7 @@
 """The scheduled runs: each works on every campaign still open, so a run needs no parameters.
 
 A schedule cannot know the year; the database does. Each flow here lists the open campaigns and runs the
-per-year flow (a subflow, so its own run shows in the UI) for each, then refreshes that campaign's progress.
+per-year flow (a subflow, so its own run shows in the UI) for each; each of those refreshes its campaign's progress.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from flows.chase_late_units import ChaseSummary, chase_late_units
 from flows.common import engine, form_for
 from flows.compile_report import ReportSummary, compile_report
 from flows.ingest_returns import IngestSummary, ingest_returns
-from flows.progress import publish_progress
 from flows.run_names import run_name
 from tasks.open_campaigns import open_campaign_years
 
@@ -57,8 +56,6 @@ def _each_open_campaign(what: str, run: Callable[[int], State[T]]) -> list[T]:
         state = run(year)
         if state.is_completed():
             results.append(state.result())
-            if what == "chase":
-                publish_progress(year)
         else:
             get_run_logger().error("%s %s: %s", what, year, state.message)
             failed.append(year)

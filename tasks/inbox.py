@@ -18,12 +18,12 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tasks.archive import archive_bytes
 from tasks.ingest import Incoming
+from tasks.intake import receive_bytes
 
 _IGNORED_PREFIXES = ("~$", ".", "~")  # Excel/WPS lock files and hidden files are not returns
 _IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload")
@@ -156,14 +156,11 @@ def receive(path: Path, root: Path, archive_dir: Path) -> tuple[bytes, Incoming]
     root: the inbox, or the claim folder the file was moved to; a subfolder of root names the sending unit.
     """
     data = path.read_bytes()
-    digest, archived = archive_bytes(data, archive_dir, path.suffix.lower() or ".bin")
     claimed = path.parent.name if path.parent != root else None
-    arrived = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    incoming = Incoming(name=path.name, sha256=digest, size=len(data), archive_path=str(archived),
-                        received_at_iso=arrived.isoformat(), channel="inbox",
-                        sender=f"inbox/{claimed}" if claimed else "inbox", claimed_unit=claimed,
-                        source_path=str(path))
-    return data, incoming
+    incoming = receive_bytes(data, name=path.name, archive_dir=archive_dir, channel="inbox",
+                             sender=f"inbox/{claimed}" if claimed else "inbox", claimed_unit=claimed,
+                             received_at=datetime.fromtimestamp(path.stat().st_mtime, UTC))
+    return data, replace(incoming, source_path=str(path))
 
 
 def move_processed(path: Path, root: Path, processed_dir: Path) -> Path | None:

@@ -68,16 +68,11 @@ def _config(settings: Settings, port: int | None, **overrides: object) -> MailCo
 
 
 def _send(session: Session, config: MailConfig, code: str = "T001", sleeps: list[float] | None = None) -> MailOutcome:
-    campaign = session.exec(select(Campaign)).one()
-    unit = session.exec(select(Unit).where(Unit.code == code)).one()
-    assert campaign.id is not None
-    message = compose_issue(config, CampaignInfo(campaign.id, 2021, DEADLINE, campaign.secret),
-                            UnitContact(unit.code, unit.name, unit.contact, unit.email),
-                            Path(session.exec(select(Assignment)).first().workbook_path))  # type: ignore[union-attr]
+    outgoing = _outgoing(session, config, code)
     recorded = sleeps if sleeps is not None else []
     with open_transport(config) as transport:
-        return send_message(session=session, transport=transport, message=message,
-                            envelope=Envelope(issue_key(campaign.id, code), "issue", campaign.id, code),
+        return send_message(session=session, transport=transport, message=outgoing.message,
+                            envelope=outgoing.envelope,
                             from_address=config.from_address, retries=config.retries, sleep=recorded.append)
 
 
