@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TypeVar, cast
 
 from prefect.utilities.annotations import quote
@@ -32,3 +34,19 @@ def batches(items: Sequence[T], size: int) -> Iterator[list[T]]:
 def as_is(value: T) -> T:
     """Pass a large task argument without Prefect walking it for futures (quote(), typed as the value)."""
     return cast(T, quote(value))
+
+
+@contextmanager
+def settled_heap() -> Iterator[None]:
+    """Keep what is already loaded out of the cyclic collector's full passes for a while (a big ingest).
+
+    Prefect, SQLAlchemy and pydantic leave a large heap of long-lived objects; each full collection walks all of it,
+    and the many small objects of a thousand files trigger several. Frozen objects go back to the collector
+    afterwards, garbage among them included, so a long-running process (serve) loses nothing to the freeze. (No
+    collection first: it would cost a full pass, ~0.2 s, the very thing this avoids.)
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -11,17 +11,20 @@ from prefect.futures import PrefectFuture
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from flows.common import as_is, batches, engine, form_for
+from flows.common import as_is, engine, form_for, settled_heap
 from flows.mail_tasks import mail_answers
 from flows.mailbox_tasks import poll_mailbox
-from flows.progress import publish_progress
+from flows.progress import emit_events_at_end, publish_progress
 from flows.run_names import run_name
 from schemas.settings import get_settings
-from tasks.answers import write_answer
+from tasks.answer_writing import AnswerJob, AnswerPlace
 from tasks.examine_pool import ExaminationPool, default_workers
-from tasks.inbox import Claim, claim_new_files, kept_alive, move_processed, release
-from tasks.ingest import Examination
-from tasks.intake import IngestContext, answer_for, load_ingest_context, store_received
+from tasks.inbox import Claim, claim_new_files, kept_alive, release
+from tasks.ingest import Examination, IngestContext
+from tasks.intake import answer_for, load_ingest_context, store_received
+from tasks.mail_config import mail_config
+from tasks.mail_deliver import campaign_info_of, claim_answer_mails
+from tasks.mail_ledger import record_many, release_claims
 from tasks.submissions import Stored
 
 
@@ -40,31 +43,40 @@ def load_context(year: int) -> IngestContext:
         return load_ingest_context(session=session, form=form_for(), year=year)
 
 
-@task(name="examine-returns", cache_policy=NO_CACHE)
-def examine_batch(paths: list[str], inbox: str, pool: ExaminationPool, in_process: bool) -> list[Examination]:
-    """Archive each file's bytes, then identify, read and check it. Never raises for a bad file."""
-    return pool.examine(paths, inbox, in_process=in_process)
-
-
 @task(name="store-returns", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def store_batch(context: IngestContext, examinations: list[Examination]) -> list[Stored]:
     with Session(engine()) as session:
-        stored = store_received(session=session, form=form_for(), context=context, examinations=examinations)
+        stored = store_received(session=session, context=context, examinations=examinations)
         session.commit()
     return stored
 
 
-@task(name="answer-units", cache_policy=NO_CACHE)
-def answer_batch(year: int, context: IngestContext, stored: list[Stored], claim_root: str) -> list[str]:
-    """Write each unit's receipt or issue list to the outbox; move the stored files out of the claim folder."""
+@task(name="answer-units", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
+def answer_batch(year: int, context: IngestContext, stored: list[Stored], claim_root: str,
+                 pool: ExaminationPool) -> list[str]:
+    """Write each unit's receipt or issue list to the outbox and mail it (or write it as .eml); move the stored
+    files out of the claim folder. A retry rewrites the same answer files and mails nothing twice."""
     settings = get_settings()
-    written = []
-    for item in stored:
-        written.append(str(write_answer(answer_for(item, context), settings.outbox_dir(year))))
-        source = item.examination.incoming.source_path
-        if source:
-            move_processed(Path(source), Path(claim_root), settings.campaign_dir(year) / "processed")
-    return written
+    config = mail_config(settings, year)
+    answers = [answer_for(item, context) for item in stored]
+    place = AnswerPlace(str(settings.outbox_dir(year)), claim_root, str(settings.campaign_dir(year) / "processed"),
+                        config, campaign_info_of(context))
+    with Session(engine()) as session:
+        # with no SMTP server the answer mails are files too: the worker processes write them with the answers,
+        # claimed on the ledger before and recorded after; over SMTP this process sends them, after the files
+        mails = claim_answer_mails(session=session, context=context, stored=stored, answers=answers) \
+            if not config.uses_smtp else [None] * len(stored)
+        jobs = [AnswerJob(answer, item.examination.incoming.source_path, mail)
+                for item, answer, mail in zip(stored, answers, mails, strict=True)]
+        try:
+            written = pool.write_answers(jobs, place)
+        except BaseException:
+            release_claims(session=session, claims=[m.claim for m in mails if m is not None])
+            raise
+        record_many(session=session, results=written.mails)
+    if config.uses_smtp:
+        mail_answers(year, context, stored)
+    return written.answers
 
 
 @task(name="claim-inbox", cache_policy=NO_CACHE)
@@ -73,7 +85,8 @@ def claim_inbox(inbox: str) -> Claim:
     return claim_new_files(Path(inbox))
 
 
-@flow(name="ingest-returns", flow_run_name=run_name("接收报送"))
+@flow(name="ingest-returns", flow_run_name=run_name("接收报送"), on_completion=[emit_events_at_end],
+      on_failure=[emit_events_at_end])
 def ingest_returns(year: int, inbox: str | None = None) -> IngestSummary:
     """Process every new return: the unit's replies in the mailbox, then every file in the inbox folder."""
     settings = get_settings()
@@ -85,33 +98,30 @@ def ingest_returns(year: int, inbox: str | None = None) -> IngestSummary:
     summary = IngestSummary(year=year, files=len(paths), accepted=0, rejected=0, duplicates=0, answers=[])
     pool = ExaminationPool(form=form_for(), context=context, archive_dir=settings.archive_dir,
                            max_bytes=settings.max_upload_bytes, workers=default_workers(len(paths)))
-    with kept_alive(claim), pool:
-        # the next batch is examined (by the worker processes) while this one is stored and answered; the first
-        # is examined here, while the workers start. as_is(): Prefect would otherwise walk every figure of every
-        # file looking for futures (~6 ms a file)
-        waiting: deque[PrefectFuture[list[Examination]]] = deque()
-        for n, batch in enumerate(batches(paths, settings.batch_size)):
-            waiting.append(examine_batch.submit(batch, str(claim.root), as_is(pool), in_process=n == 0))
-            if len(waiting) == 2:
-                _store_and_answer(year, context, claim, waiting.popleft().result(), summary)
-        while waiting:
-            _store_and_answer(year, context, claim, waiting.popleft().result(), summary)
+    with kept_alive(claim), pool, settled_heap():
+        # the worker processes examine the next files, and write the answers of the batch stored last, while
+        # this process stores a batch. as_is(): Prefect would otherwise walk every examination looking for futures
+        answering: deque[PrefectFuture[list[str]]] = deque()
+        for examined in pool.examine_batches(paths, str(claim.root), batch_size=settings.batch_size):
+            stored = store_batch(as_is(context), as_is(examined))
+            _count(stored, summary)
+            answering.append(answer_batch.submit(year, as_is(context), as_is(stored), str(claim.root), as_is(pool)))
+            if len(answering) > 2:  # a bounded number of batches held in memory, however big the inbox
+                summary.answers += answering.popleft().result()
+        while answering:
+            summary.answers += answering.popleft().result()
     release(claim)
     summary.accepted += mailbox.accepted
     summary.rejected += mailbox.rejected
     summary.duplicates += mailbox.duplicates
     # the campaign's artifacts and events in the Prefect UI, also after returns that came by the upload page
-    publish_progress(year)
+    publish_progress(year, events=False)  # the events follow the final state (emit_events_at_end)
     get_run_logger().info("ingest %s: %d files, %d accepted, %d rejected, %d duplicates", year, summary.files,
                           summary.accepted, summary.rejected, summary.duplicates)
     return summary
 
 
-def _store_and_answer(year: int, context: IngestContext, claim: Claim, examined: list[Examination],
-                      summary: IngestSummary) -> None:
-    stored = store_batch(as_is(context), as_is(examined))
-    summary.answers += answer_batch(year, as_is(context), as_is(stored), str(claim.root))
-    mail_answers(year, as_is(context), as_is(stored))  # the same answers by mail (or as .eml files), once each
+def _count(stored: list[Stored], summary: IngestSummary) -> None:
     for item in stored:
         if item.duplicate:
             summary.duplicates += 1

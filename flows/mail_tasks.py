@@ -18,7 +18,7 @@ from sqlmodel import Session
 from flows.common import engine
 from schemas.settings import get_settings
 from schemas.tables import MailStatus
-from tasks.intake import IngestContext
+from tasks.ingest import IngestContext
 from tasks.mail_config import mail_config
 from tasks.mail_deliver import deliver_answers, deliver_owed_answers, issue_mail_due, send_issue_mails
 from tasks.mail_send import MailOutcome, MailSetupError
@@ -43,9 +43,12 @@ def mail_workbooks(year: int, campaign_id: int, unit_codes: list[str]) -> list[M
     return []
 
 
-@task(name="mail-answers", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
 def mail_answers(year: int, context: IngestContext, stored: list[Stored]) -> list[MailOutcome]:
-    """Mail each unit the receipt or issue list of its stored returns (after the store task committed them)."""
+    """Mail each unit the receipt or issue list of its stored returns (after the store task committed them).
+
+    Called inside the ingest flow's answer task (one task run a batch for all its answers); a retried task sends
+    nothing twice.
+    """
     with Session(engine()) as session, setup_errors_logged():
         outcomes = deliver_answers(session=session, config=mail_config(get_settings(), year), context=context,
                                    stored=stored)

@@ -25,7 +25,8 @@ from sqlmodel import Session
 from flows.common import engine, form_for
 from flows.mail_tasks import setup_errors_logged
 from schemas.settings import Settings, get_settings
-from tasks.intake import IngestContext, load_ingest_context
+from tasks.ingest import IngestContext
+from tasks.intake import load_ingest_context
 from tasks.mail_config import MailConfig, mail_config
 from tasks.mail_deliver import deliver_answers
 from tasks.mail_ledger import Envelope

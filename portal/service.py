@@ -20,8 +20,10 @@ from schemas.form_spec import get_form
 from schemas.settings import Settings
 from schemas.tables import Assignment, Campaign, EventLog, Submission, Unit, Verdict
 from tasks.answers import Answer, write_answer
+from tasks.archive import receive_bytes
 from tasks.db import get_engine
-from tasks.intake import answer_for, examine_received, load_ingest_context, receive_bytes, store_received
+from tasks.ingest import examine_received
+from tasks.intake import answer_for, load_ingest_context, store_received
 from tasks.status import STATUS_CHINESE, campaign_status
 from tasks.upload_links import read_token, verify_token
 
@@ -128,7 +130,7 @@ class PortalService:
         examined = examine_received([(data, incoming)], form=form, context=context,
                                     max_bytes=settings.max_upload_bytes)
         with Session(self.engine) as session:
-            item = store_received(session=session, form=form, context=context, examinations=examined)[0]
+            item = store_received(session=session, context=context, examinations=examined)[0]
             session.commit()
             owner = session.get_one(Submission, item.submission_id).unit_id
         answer = answer_for(item, context)

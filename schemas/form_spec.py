@@ -256,7 +256,7 @@ class FormSpec(_Frozen):
             visit(key, ())
         return ordered
 
-    @property
+    @cached_property
     def input_cells(self) -> list[CellSpec]:
         return [c for c in self.cells if c.key not in self.totals]
 

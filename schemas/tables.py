@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -118,13 +118,10 @@ class Submission(SQLModel, table=True):
     error_count: int = 0
     warning_count: int = 0
     issues: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-
-
-class SubmissionValue(SQLModel, table=True):
-    # read by submission (the primary key's prefix); no index by key: it would cost every insert ~40%
-    submission_id: int = Field(foreign_key="submission.id", primary_key=True)
-    key: str = Field(primary_key=True, max_length=80)
-    value: str = Field(description="Exact decimal as text, e.g. '17726' or '309.0263'")
+    # one JSON object a return, {"apply.new.total": "17726", "active.fees.amount_wan": "309.0263", ...}: a return
+    # is read and written whole, and one row a file (not 200) keeps storing and consolidating fast
+    figures: str = Field(default="{}", sa_column=Column(Text, nullable=False),
+                         description="Every figure read, as a JSON object of exact decimal texts")
 
 
 class Report(SQLModel, table=True):

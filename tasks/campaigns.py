@@ -8,8 +8,9 @@ from decimal import Decimal
 
 from sqlmodel import Session, col, select
 
+from schemas.figures import figures_from_text
 from schemas.form_spec import Consolidation, FormSpec
-from schemas.tables import Assignment, Campaign, EventLog, SubmissionValue, Unit, UnitKind
+from schemas.tables import Assignment, Campaign, EventLog, Submission, Unit, UnitKind
 
 
 class CampaignError(ValueError):
@@ -62,17 +63,13 @@ def _default_designated(session: Session, form: FormSpec) -> str | None:
 
 def accepted_values(*, session: Session, campaign_id: int) -> dict[str, dict[str, Decimal]]:
     """Unit code -> figures of that unit's latest accepted submission in the campaign."""
-    # Core rows, not ORM rows: 200,000 figures for 1,000 units load in half the time
-    rows = session.connection().execute(
-        select(Unit.code, SubmissionValue.key, SubmissionValue.value)
+    rows = session.connection().execute(  # Core rows: no ORM object for what is read once
+        select(Unit.code, Submission.figures)
         .join(Assignment, col(Assignment.unit_id) == col(Unit.id))
-        .join(SubmissionValue, col(SubmissionValue.submission_id) == col(Assignment.accepted_submission_id))
+        .join(Submission, col(Submission.id) == col(Assignment.accepted_submission_id))
         .where(Assignment.campaign_id == campaign_id)
     )
-    figures: dict[str, dict[str, Decimal]] = {}
-    for code, key, value in rows:
-        figures.setdefault(code, {})[key] = Decimal(value)
-    return figures
+    return {code: figures_from_text(text) for code, text in rows}
 
 
 def previous_year_values(*, session: Session, form: FormSpec, year: int) -> dict[str, dict[str, Decimal]]:

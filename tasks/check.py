@@ -57,7 +57,11 @@ def check_values(raw: Mapping[str, RawValue], form: FormSpec, context: CheckCont
     for cell in form.input_cells:
         if cell.key not in raw:
             continue  # not found in the workbook: the reader has reported it
-        value, issue = parse_cell(raw[cell.key], cell, _sheet(form, cell, context))
+        found = raw[cell.key]
+        if type(found) is float and cell.type is CellType.INT and found >= 0 and found.is_integer():
+            values[cell.key] = Decimal(int(found))  # the usual case, what parse_cell would conclude, made quick
+            continue
+        value, issue = parse_cell(found, cell, _sheet(form, cell, context))
         if issue:
             issues.append(issue)
         if value is not None:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tasks.archive import receive_bytes
 from tasks.ingest import Incoming
-from tasks.intake import receive_bytes
 
 _IGNORED_PREFIXES = ("~$", ".", "~")  # Excel/WPS lock files and hidden files are not returns
 _IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload")

@@ -6,9 +6,11 @@ The caller archives the bytes first and stores the verdict after; see flows/inge
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from schemas.figures import figures_text
 from schemas.form_spec import FormSpec
 from schemas.issues import Issue
 from tasks.check import CheckContext, check_values
@@ -42,12 +44,26 @@ class Incoming:
     source_path: str | None = None  # the inbox file, moved away once stored
 
 
+@dataclass(frozen=True)
+class IngestContext:
+    """What checking a campaign's returns needs to know, read once per run."""
+
+    campaign: CampaignKey
+    deadline: date
+    unit_kinds: dict[str, str]
+    unit_names: dict[str, str]
+    previous: dict[str, dict[str, Decimal]]
+
+
 @dataclass
 class Examination:
     incoming: Incoming
     unit_code: str | None
     issues: list[Issue] = field(default_factory=list)
     values: dict[str, Decimal] = field(default_factory=dict)
+    # the figures as stored: a JSON object of exact decimal texts, made where the file was examined (a worker
+    # process), so that storing a batch is one row a file and no per-figure work
+    figures: str = "{}"
 
     @property
     def accepted(self) -> bool:
@@ -68,10 +84,11 @@ def examine(data: bytes, incoming: Incoming, form: FormSpec, campaign: CampaignK
         return Examination(incoming, unit_code, [identity_issue])
     assert unit_code is not None
     # issues name the sheets as the unit sees them, should it have renamed one (the defined names follow)
-    sheet_names = {form.cell_by_key[key].sheet: place[0] for key, place in raw.places.items()}
-    context = CheckContext(unit_kind=unit_kinds[unit_code], previous=previous.get(unit_code), sheet_names=sheet_names)
+    context = CheckContext(unit_kind=unit_kinds[unit_code], previous=previous.get(unit_code),
+                           sheet_names=raw.sheet_names)
     result = check_values(raw.values, form, context)
-    return Examination(incoming, unit_code, [*raw.issues, *result.issues], result.values)
+    return Examination(incoming, unit_code, [*raw.issues, *result.issues], result.values,
+                       figures_text(result.values))
 
 
 def _identify(identity: dict[str, str], incoming: Incoming, form: FormSpec, campaign: CampaignKey,
@@ -99,3 +116,10 @@ def _identify(identity: dict[str, str], incoming: Incoming, form: FormSpec, camp
 
 def _known(code: str | None, unit_kinds: dict[str, str]) -> str | None:
     return code if code in unit_kinds else None
+
+
+def examine_received(received: list[tuple[bytes, Incoming]], *, form: FormSpec, context: IngestContext,
+                     max_bytes: int) -> list[Examination]:
+    """Identify, read and check each archived file. Never raises for a bad file."""
+    return [examine(data, incoming, form, context.campaign, context.unit_kinds, context.previous, max_bytes)
+            for data, incoming in received]

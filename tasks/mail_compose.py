@@ -100,9 +100,13 @@ def compose_answer(config: MailConfig, campaign: CampaignInfo, unit: UnitContact
     }
     if answer.accepted or unit is None:
         values["upload_url"] = ""
-    verdict = f"已通过审核（第{answer.version}次报送）" if answer.accepted else f"未通过审核，{len(errors)}个问题待修改"
-    subject = f"{campaign.year}年政府信息公开工作年度报告：{verdict}（{answer.unit_name or answer.file_name}）"
-    return _message(config, subject, "answer", values, to=to)
+    return _message(config, answer_subject(campaign, answer), "answer", values, to=to)
+
+
+def answer_subject(campaign: CampaignInfo, answer: Answer) -> str:
+    errors = sum(1 for i in answer.issues if i.get("severity") == "error")
+    verdict = f"已通过审核（第{answer.version}次报送）" if answer.accepted else f"未通过审核，{errors}个问题待修改"
+    return f"{campaign.year}年政府信息公开工作年度报告：{verdict}（{answer.unit_name or answer.file_name}）"
 
 
 def compose_chase(config: MailConfig, campaign: CampaignInfo, action: ChaseAction, today: date) -> EmailMessage:

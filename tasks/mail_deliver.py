@@ -14,11 +14,13 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from schemas.tables import Assignment, Campaign, MailMessage, Submission, Unit, Verdict
+from tasks.answer_writing import AnswerMail
 from tasks.answers import Answer
-from tasks.intake import IngestContext, answer_for
-from tasks.mail_compose import CampaignInfo, UnitContact, compose_answer, compose_issue
+from tasks.ingest import IngestContext
+from tasks.intake import answer_for
+from tasks.mail_compose import CampaignInfo, UnitContact, answer_subject, compose_answer, compose_issue
 from tasks.mail_config import MailConfig
-from tasks.mail_ledger import SETTLED, Envelope, answer_key, issue_key, settled_keys
+from tasks.mail_ledger import SETTLED, ClaimRequest, Envelope, answer_key, claim_many, issue_key, settled_keys
 from tasks.mail_send import MailOutcome, Outgoing, Sleep, open_transport, send_messages
 from tasks.submissions import Stored
 
@@ -26,6 +28,10 @@ from tasks.submissions import Stored
 def campaign_info(*, session: Session, campaign_id: int) -> CampaignInfo:
     campaign = session.get_one(Campaign, campaign_id)
     return CampaignInfo(campaign_id, campaign.year, campaign.deadline, campaign.secret)
+
+
+def campaign_info_of(context: IngestContext) -> CampaignInfo:
+    return CampaignInfo(context.campaign.id, context.campaign.year, context.deadline, context.campaign.secret)
 
 
 def unit_contacts(*, session: Session, codes: list[str]) -> dict[str, UnitContact]:
@@ -63,7 +69,7 @@ def deliver_answers(*, session: Session, config: MailConfig, context: IngestCont
     A duplicate file is not answered again; a file from no known unit is answered only to the address it came
     from, when it came by mail.
     """
-    campaign = CampaignInfo(context.campaign.id, context.campaign.year, context.deadline, context.campaign.secret)
+    campaign = campaign_info_of(context)
     fresh = [item for item in stored if not item.duplicate]
     contacts = unit_contacts(session=session, codes=[i.unit_code for i in fresh if i.unit_code])
     owed = [(item.submission_id, answer_for(item, context), item.examination.incoming.channel,
@@ -99,23 +105,57 @@ def deliver_owed_answers(*, session: Session, config: MailConfig, campaign_id: i
     return _answer_all(session, config, campaign, contacts, owed, sleep)
 
 
+def claim_answer_mails(*, session: Session, context: IngestContext, stored: list[Stored],
+                       answers: list[Answer]) -> list[AnswerMail | None]:
+    """Claim the answer mail of each stored return on the ledger (committed), for write_answers() to write as
+    .eml where the answers are written; None where no mail is owed (a duplicate, no address, sent already)."""
+    campaign = campaign_info_of(context)
+    contacts = unit_contacts(session=session, codes=[i.unit_code for i in stored if i.unit_code and not i.duplicate])
+    addressed: list[tuple[int, Envelope, UnitContact | None, list[tuple[str, str]]]] = []
+    requests = []
+    for n, (item, answer) in enumerate(zip(stored, answers, strict=True)):
+        if item.duplicate:
+            continue
+        incoming = item.examination.incoming
+        mailed = _addressed(item.submission_id, answer, incoming.channel, incoming.sender, contacts,
+                            context.campaign.id)
+        if mailed is not None:
+            envelope, unit, to = mailed
+            addressed.append((n, envelope, unit, to))
+            requests.append(ClaimRequest(envelope, ", ".join(a for _, a in to), answer_subject(campaign, answer)))
+    mails: list[AnswerMail | None] = [None] * len(stored)
+    for (n, _, unit, to), held in zip(addressed, claim_many(session=session, requests=requests), strict=True):
+        if held is not None:
+            mails[n] = AnswerMail(held, unit, to)
+    return mails
+
+
 def _answer_all(session: Session, config: MailConfig, campaign: CampaignInfo, contacts: dict[str, UnitContact],
                 owed: list[tuple[int, Answer, str, str]], sleep: Sleep) -> list[MailOutcome]:
     envelopes, batch = [], []
     done = settled_keys(session=session, keys=[answer_key(submission_id) for submission_id, _, _, _ in owed])
     for submission_id, answer, channel, sender in owed:
-        unit = contacts.get(answer.unit_code or "")
-        to = [(unit.name, unit.email)] if unit and unit.email else []
-        if channel == "mail" and "@" in sender and all(sender != addr for _, addr in to):
-            to.append(("", sender))  # whoever mailed the file is answered too
-        if unit is None and not to:
-            continue  # no unit and no address: the .txt answer in the outbox is all there can be
-        kind = "receipt" if answer.accepted else "rejection"
-        envelope = Envelope(answer_key(submission_id), kind, campaign.id, answer.unit_code)
+        mailed = _addressed(submission_id, answer, channel, sender, contacts, campaign.id)
+        if mailed is None:
+            continue
+        envelope, unit, to = mailed
         envelopes.append(envelope)
         if envelope.event_key not in done:  # answered already: not composed again for nothing
             batch.append(Outgoing(compose_answer(config, campaign, unit, answer, to), envelope))
     return _send_all(session, config, envelopes, batch, sleep)
+
+
+def _addressed(submission_id: int, answer: Answer, channel: str, sender: str, contacts: dict[str, UnitContact],
+               campaign_id: int) -> tuple[Envelope, UnitContact | None, list[tuple[str, str]]] | None:
+    """The answer mail's ledger envelope, unit and recipients; None when there is no one to mail it to."""
+    unit = contacts.get(answer.unit_code or "")
+    to = [(unit.name, unit.email)] if unit and unit.email else []
+    if channel == "mail" and "@" in sender and all(sender != addr for _, addr in to):
+        to.append(("", sender))  # whoever mailed the file is answered too
+    if unit is None and not to:
+        return None  # no unit and no address: the .txt answer in the outbox is all there can be
+    kind = "receipt" if answer.accepted else "rejection"
+    return Envelope(answer_key(submission_id), kind, campaign_id, answer.unit_code), unit, to
 
 
 def _send_all(session: Session, config: MailConfig, envelopes: list[Envelope], batch: list[Outgoing],

@@ -272,6 +272,16 @@ def send_messages(*, session: Session, transport: Transport, batch: list[Outgoin
     return outcomes
 
 
+def deliver_claimed(transport: Transport, message: EmailMessage, held: Claim, recipients: list[str],
+                    from_address: str, *, retries: int, backoff: float, sleep: Sleep) -> Result:
+    """Deliver one message claimed by the caller (who records the result) through a transport that cannot be
+    misconfigured: the .eml writer, which the ingest flow's worker processes use for the answer mails."""
+    result, stop = _send_one(transport, message, held, recipients, from_address, retries, backoff, sleep)
+    if stop is not None:
+        raise stop
+    return result
+
+
 def _send_one(transport: Transport, message: EmailMessage, held: Claim, recipients: list[str], from_address: str,
               retries: int, backoff: float, sleep: Sleep,
               down: TemporaryMailError | None = None) -> tuple[Result, MailSetupError | None]:

@@ -37,8 +37,9 @@ from sqlmodel import Session, col, select
 from schemas.form_spec import FormSpec
 from schemas.tables import MailboxMessage, Unit
 from tasks.answers import CHINA, SENDER, write_answer
-from tasks.archive import archive_bytes
-from tasks.intake import IngestContext, answer_for, examine_received, receive_bytes, store_received
+from tasks.archive import archive_bytes, receive_bytes
+from tasks.ingest import IngestContext, examine_received
+from tasks.intake import answer_for, store_received
 from tasks.submissions import Stored
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,7 @@ class MailIntake:
                                            sender=mail.sender, received_at=arrived)) for a in mail.workbooks]
         examined = examine_received(received, form=self.form, context=self.context, max_bytes=self.max_bytes)
         with Session(self.engine) as session:
-            stored = store_received(session=session, form=self.form, context=self.context, examinations=examined)
+            stored = store_received(session=session, context=self.context, examinations=examined)
             row = session.get_one(MailboxMessage, row_id)
             row.state, row.processed_at = "processed", datetime.now(UTC)
             row.submission_ids = [s.submission_id for s in stored]

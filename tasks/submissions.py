@@ -1,7 +1,8 @@
 """Store examined returns: the submission, its figures and its verdict, all or nothing.
 
-A batch of files is written in a handful of statements (one multi-row insert per table, one executemany of every
-figure), not file by file through the ORM: per-object ORM work cost ~2 ms a file, more than reading and checking it.
+A batch of files is written in a handful of statements (one multi-row insert per table, the figures of a file as one
+JSON text made by the examination), not file by file through the ORM: per-object ORM work cost ~2 ms a file, more
+than reading and checking it.
 The batch sits in a SAVEPOINT; should it fail on a unique key (another ingest run stored one of its files between
 our look-up and our insert), it is rolled back and stored again one file per savepoint, so the files the other run
 stored become duplicates and the rest still land. The same bytes twice from one unit in a campaign are stored once
@@ -22,14 +23,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from schemas.form_spec import CellType, FormSpec
 from schemas.tables import (
     Assignment,
     AssignmentStatus,
     Campaign,
     EventLog,
     Submission,
-    SubmissionValue,
     Unit,
     Verdict,
     utcnow,
@@ -39,7 +38,6 @@ from tasks.ingest import Examination
 log = logging.getLogger(__name__)
 # SQLModel sets __table__ at class creation
 SUBMISSIONS: Table = Submission.__table__  # type: ignore[attr-defined]
-VALUES: Table = SubmissionValue.__table__  # type: ignore[attr-defined]
 ASSIGNMENTS: Table = Assignment.__table__  # type: ignore[attr-defined]
 EVENTS: Table = EventLog.__table__  # type: ignore[attr-defined]
 
@@ -57,22 +55,21 @@ class Stored:
     replaces_version: int | None = None  # the accepted return this one supersedes
 
 
-def store_examinations(*, session: Session, campaign_id: int, form: FormSpec,
-                       examinations: list[Examination]) -> list[Stored]:
+def store_examinations(*, session: Session, campaign_id: int, examinations: list[Examination]) -> list[Stored]:
     """Store a batch of examined files; the caller commits."""
     try:
         with session.begin_nested():
-            return _store_batch(session.connection(), campaign_id, form, examinations)
+            return _store_batch(session.connection(), campaign_id, examinations)
     except IntegrityError:
         log.warning("a file of this batch was stored concurrently by another run; storing file by file")
     stored = []
     for exam in examinations:
         try:
             with session.begin_nested():
-                stored += _store_batch(session.connection(), campaign_id, form, [exam])
+                stored += _store_batch(session.connection(), campaign_id, [exam])
         except IntegrityError:
             with session.begin_nested():  # now the other run's row is visible: a duplicate
-                stored += _store_batch(session.connection(), campaign_id, form, [exam])
+                stored += _store_batch(session.connection(), campaign_id, [exam])
     return stored
 
 
@@ -97,7 +94,7 @@ class _Planned:
         return self.replaces.version if isinstance(self.replaces, _Planned) else (self.replaces or (0, None))[1]
 
 
-def _store_batch(conn: Connection, campaign_id: int, form: FormSpec, exams: Sequence[Examination]) -> list[Stored]:
+def _store_batch(conn: Connection, campaign_id: int, exams: Sequence[Examination]) -> list[Stored]:
     # One writer per campaign at a time (a row lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already is one): two
     # runs storing at once would otherwise number a unit's versions twice or point it at an older return.
     conn.execute(select(Campaign.id).where(Campaign.id == campaign_id).with_for_update())
@@ -157,12 +154,11 @@ def _store_batch(conn: Connection, campaign_id: int, form: FormSpec, exams: Sequ
         order.append(item)
 
     if planned:
-        _insert(conn, campaign_id, form, planned, assignment_of)
+        _insert(conn, campaign_id, planned, assignment_of)
     return [_stored(entry) for entry in order]
 
 
-def _insert(conn: Connection, campaign_id: int, form: FormSpec, planned: list[_Planned],
-            assignment_of: dict[int, int]) -> None:
+def _insert(conn: Connection, campaign_id: int, planned: list[_Planned], assignment_of: dict[int, int]) -> None:
     rows = [_submission_row(campaign_id, p) for p in planned]
     inserted = conn.execute(SUBMISSIONS.insert().returning(SUBMISSIONS.c.id, sort_by_parameter_order=True), rows)
     for item, (new_id,) in zip(planned, inserted, strict=True):
@@ -171,8 +167,6 @@ def _insert(conn: Connection, campaign_id: int, form: FormSpec, planned: list[_P
     if chained:  # an accepted resubmission replacing one accepted earlier in this very batch
         conn.execute(update(SUBMISSIONS).where(SUBMISSIONS.c.id == bindparam("sid"))
                      .values(replaces_id=bindparam("rid")), chained)
-    _insert_values(conn, [(p.id, key, storage_text(form, key, value))
-                          for p in planned for key, value in p.exam.values.items()])
     conn.execute(EVENTS.insert(), [_event_row(campaign_id, p) for p in planned])
     latest: dict[int, _Planned] = {p.unit_id: p for p in planned if p.unit_id in assignment_of and p.newest}
     if latest:
@@ -189,15 +183,6 @@ def _insert(conn: Connection, campaign_id: int, form: FormSpec, planned: list[_P
                      [{"aid": assignment_of[uid], "sid": p.id} for uid, p in accepted.items()])
 
 
-def _insert_values(conn: Connection, rows: list[tuple[int | None, str, str]]) -> None:
-    """Every figure of the batch in one executemany at the driver: SQLAlchemy's per-row work would double it."""
-    if not rows:
-        return
-    marks = {"qmark": "?, ?, ?", "numeric": ":1, :2, :3", "format": "%s, %s, %s",
-             "pyformat": "%s, %s, %s"}[conn.dialect.paramstyle]
-    conn.exec_driver_sql(f"INSERT INTO {VALUES.name} (submission_id, key, value) VALUES ({marks})", rows)
-
-
 def _submission_row(campaign_id: int, p: _Planned) -> dict[str, Any]:
     incoming = p.exam.incoming
     return {
@@ -206,7 +191,7 @@ def _submission_row(campaign_id: int, p: _Planned) -> dict[str, Any]:
         "archive_path": incoming.archive_path, "size": incoming.size, "verdict": p.verdict, "version": p.version,
         "replaces_id": None if isinstance(p.replaces, _Planned) else p.replaces_id(),
         "error_count": p.errors, "warning_count": len(p.exam.issues) - p.errors,
-        "issues": [i.public() for i in p.exam.issues],
+        "issues": [i.public() for i in p.exam.issues], "figures": p.exam.figures,
     }
 
 
@@ -236,15 +221,6 @@ def _stored(entry: _Planned | tuple[Examination, tuple[int, Verdict, int] | _Pla
         return Stored(earlier.id, exam.unit_code, earlier.verdict, earlier.version, True, exam)
     sid, verdict, version = earlier
     return Stored(sid, exam.unit_code, verdict, version, True, exam)
-
-
-def storage_text(form: FormSpec, key: str, value: object) -> str:
-    """The exact text a figure is stored as: whole numbers plain, decimals without a float's noise."""
-    cell = form.cell_by_key[key]
-    text = format(value, "f")
-    if cell.type is CellType.INT:
-        return str(int(text))
-    return text
 
 
 def submission_counts(*, session: Session, campaign_id: int) -> dict[str, int]:

@@ -18,7 +18,7 @@ from xml.sax.saxutils import unescape
 
 import python_calamine
 
-from schemas.form_spec import FormSpec
+from schemas.form_spec import CellSpec, FormSpec
 from schemas.issues import Issue
 from tasks.identity import IDENTITY_SHEET
 
@@ -35,6 +35,7 @@ class RawWorkbook:
     values: dict[str, RawValue] = field(default_factory=dict)
     places: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (sheet name, address) as found
     issues: list[Issue] = field(default_factory=list)
+    sheet_names: dict[str, str] = field(default_factory=dict)  # the form's sheet id -> its name as found
 
     @property
     def readable(self) -> bool:
@@ -91,34 +92,76 @@ def _identity(rows: Sequence[Sequence[RawValue]]) -> dict[str, str]:
     return identity
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """Where each form cell is in a workbook carrying these defined names."""
+
+    places: tuple[tuple[str, str, int, int], ...]  # key, sheet name, 0-based row and column
+    place_of: dict[str, tuple[str, str]]  # key -> (sheet name, address); not to be changed, it is shared
+    unplaced: tuple[tuple[CellSpec, str | None], ...]  # cells whose name is deleted (None) or points nowhere
+    sheets: frozenset[str]  # the sheets the places are on
+    sheet_names: dict[str, str]  # the form's sheet id -> the name its cells were found on
+
+
 def _read_cells(raw: RawWorkbook, form: FormSpec, book: python_calamine.CalamineWorkbook,
                 names: dict[str, str]) -> None:
-    grids: dict[str, Sequence[Sequence[RawValue]]] = {}
-    missing_sheets: set[str] = set()
+    plan = _plan(form, tuple(names.items()))
     sheet_names = set(book.sheet_names)  # a fresh list from Rust on every access: take it once
-    for cell in form.cells:
+    grids = {name: book.get_sheet_by_name(name).to_python(skip_empty_area=False)
+             for name in plan.sheets if name in sheet_names}
+    missing_sheets: set[str] = set()
+    for cell, ref in plan.unplaced:
         expected_sheet = form.sheet_by_id[cell.sheet].name
-        ref = names.get(cell.key)
-        where = _parse_reference(ref) if ref else None
-        if where is None:
-            if expected_sheet not in sheet_names:
-                missing_sheets.add(expected_sheet)
-                continue
-            note = "名称已被删除" if ref is None else f"名称指向无效位置（{ref}）"
-            raw.issues.append(Issue(code="missing-name", sheet=expected_sheet, cell=cell.address, field=cell.key,
-                                    label=cell.label, note=note))
+        if expected_sheet not in sheet_names:
+            missing_sheets.add(expected_sheet)  # the sheet is gone, and its names with it: one issue says so
             continue
-        sheet_name, address, row, col = where
-        if sheet_name not in sheet_names:
-            missing_sheets.add(sheet_name)
-            continue
+        note = "名称已被删除" if ref is None else f"名称指向无效位置（{ref}）"
+        raw.issues.append(Issue(code="missing-name", sheet=expected_sheet, cell=cell.address, field=cell.key,
+                                label=cell.label, note=note))
+    missing_sheets |= plan.sheets - grids.keys()
+    values = raw.values
+    for key, sheet_name, row, col in plan.places:
         grid = grids.get(sheet_name)
-        if grid is None:
-            grid = grids[sheet_name] = book.get_sheet_by_name(sheet_name).to_python(skip_empty_area=False)
-        raw.values[cell.key] = grid[row][col] if row < len(grid) and col < len(grid[row]) else None
-        raw.places[cell.key] = (sheet_name, address)
+        if grid is not None:
+            values[key] = grid[row][col] if row < len(grid) and col < len(grid[row]) else None
+    raw.places = plan.place_of if not missing_sheets else {
+        key: place for key, place in plan.place_of.items() if place[0] not in missing_sheets}
+    raw.sheet_names = plan.sheet_names
     for sheet_name in sorted(missing_sheets):
         raw.issues.append(Issue(code="missing-sheet", sheet=sheet_name))
+
+
+_plans: dict[tuple[str, str, tuple[tuple[str, str], ...]], _Plan] = {}
+
+
+def _plan(form: FormSpec, names: tuple[tuple[str, str], ...]) -> _Plan:
+    """The plan for these names, made once: the returns of a campaign nearly all carry the issued workbook's."""
+    key = (form.form_id, form.version, names)
+    plan = _plans.get(key)
+    if plan is None:
+        if len(_plans) >= 64:  # workbooks with names of their own (edited by hand) don't pile up
+            _plans.clear()
+        plan = _plans[key] = _make_plan(form, names)
+    return plan
+
+
+def _make_plan(form: FormSpec, names: tuple[tuple[str, str], ...]) -> _Plan:
+    by_name = dict(names)
+    places: list[tuple[str, str, int, int]] = []
+    place_of: dict[str, tuple[str, str]] = {}
+    unplaced: list[tuple[CellSpec, str | None]] = []
+    sheet_names: dict[str, str] = {}
+    for cell in form.cells:
+        ref = by_name.get(cell.key)
+        where = _parse_reference(ref) if ref else None
+        if where is None:
+            unplaced.append((cell, ref))
+            continue
+        sheet, address, row, col = where
+        places.append((cell.key, sheet, row, col))
+        place_of[cell.key] = (sheet, address)
+        sheet_names[cell.sheet] = sheet
+    return _Plan(tuple(places), place_of, tuple(unplaced), frozenset(place_of[k][0] for k in place_of), sheet_names)
 
 
 @lru_cache(maxsize=8192)  # the same few hundred references recur in every workbook of a form

@@ -17,8 +17,10 @@ from flows.mail_tasks import mail_answers, mail_owed_answers
 from flows.open_collection import open_collection
 from schemas.settings import Settings, get_settings
 from schemas.tables import MailStatus
+from tasks.archive import receive_bytes
 from tasks.db import get_engine
-from tasks.intake import examine_received, load_ingest_context, receive_bytes, store_received
+from tasks.ingest import examine_received
+from tasks.intake import load_ingest_context, store_received
 from tasks.mail_send import MailOutcome
 from tasks.upload_links import verify_token
 from tests.conftest import DEADLINE
@@ -91,7 +93,7 @@ def _store_and_answer(year: int, files: list[tuple[str, bytes]]) -> list[MailOut
         received = [(data, receive_bytes(data, name=name, archive_dir=settings.archive_dir, channel="portal"))
                     for name, data in files]
         exams = examine_received(received, form=form_for(), context=context, max_bytes=settings.max_upload_bytes)
-        stored = store_received(session=session, form=form_for(), context=context, examinations=exams)
+        stored = store_received(session=session, context=context, examinations=exams)
         session.commit()
     first = mail_answers(year, context, stored)
     again = mail_answers(year, context, stored)  # a retried task sends nothing twice

@@ -16,8 +16,8 @@ from schemas.form_spec import FormSpec
 from schemas.settings import Settings
 from tasks.db import get_engine
 from tasks.examine_pool import MIN_FILES_FOR_WORKERS, ExaminationPool
-from tasks.ingest import Examination
-from tasks.intake import IngestContext, load_ingest_context
+from tasks.ingest import Examination, IngestContext
+from tasks.intake import load_ingest_context
 from tests.conftest import DEADLINE
 from tests.factories import register_units, return_workbook, valid_figures
 
@@ -37,8 +37,8 @@ def _inbox(settings: Settings, units_file: Path, form: FormSpec) -> tuple[Ingest
     return context, sorted(str(p) for p in settings.inbox_dir(YEAR).iterdir())
 
 
-def _verdicts(examined: list[Examination]) -> list[tuple[str, str | None, list[str], int]]:
-    return [(Path(e.incoming.name).name, e.unit_code, sorted(i.code for i in e.issues), len(e.values))
+def _verdicts(examined: list[Examination]) -> list[tuple[str, str | None, list[str], str]]:
+    return [(Path(e.incoming.name).name, e.unit_code, sorted(i.code for i in e.issues), e.figures)
             for e in examined]
 
 
@@ -50,8 +50,10 @@ def test_workers_judge_every_file_as_this_process_does(settings: Settings, units
         expected = here.examine(paths, inbox)
     with ExaminationPool(form=form, context=context, archive_dir=settings.archive_dir, max_bytes=5_000_000,
                          workers=2) as pool:
+        assert pool.ready(timeout=60)  # so that the workers, not this process, examine the files
         examined = pool.examine(paths, inbox)
     assert _verdicts(examined) == _verdicts(expected)
+    assert len(expected[1].values) == len(form.cells) and '"apply.new.total"' in expected[1].figures
     verdicts = {name: (unit, codes) for name, unit, codes, _ in _verdicts(examined)}
     assert verdicts["说明.xlsx"] == (None, ["corrupt-workbook"])
     assert [e.accepted for e in examined].count(True) == 1
@@ -65,6 +67,7 @@ def test_a_dead_worker_costs_only_time(settings: Settings, units_file: Path, for
     inbox = str(settings.inbox_dir(YEAR))
     with ExaminationPool(form=form, context=context, archive_dir=settings.archive_dir, max_bytes=5_000_000,
                          workers=1) as pool:
+        assert pool.ready(timeout=60)
         expected = _verdicts(pool.examine(paths, inbox))
         executor = pool._executor
         assert executor is not None
