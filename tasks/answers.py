@@ -48,12 +48,12 @@ def render_answer(answer: Answer) -> str:
     return re.sub(r"\n{3,}", "\n\n", text)
 
 
-def write_answer(answer: Answer, outbox: Path) -> Path:
-    """Write the answer next to the unit's other answers; return its path."""
+def write_answer(answer: Answer, outbox: Path, text: str | None = None) -> Path:
+    """Write the answer (its text, when rendered already) next to the unit's other answers; return its path."""
     folder = outbox / "answers" / (answer.unit_code or "_unidentified")
     folder.mkdir(parents=True, exist_ok=True)
     kind = "重复" if answer.duplicate else ("回执" if answer.accepted else "问题清单")
     stamp = answer.received_at.astimezone(CHINA).strftime("%Y%m%d-%H%M%S")
     path = folder / f"{stamp}-第{answer.version}次-{kind}-{Path(answer.file_name).stem}.txt"
-    path.write_text(render_answer(answer), encoding="utf-8")
+    path.write_text(render_answer(answer) if text is None else text, encoding="utf-8")
     return path

@@ -88,11 +88,13 @@ def compose_issue(config: MailConfig, campaign: CampaignInfo, unit: UnitContact,
 
 
 def compose_answer(config: MailConfig, campaign: CampaignInfo, unit: UnitContact | None, answer: Answer,
-                   to: list[tuple[str, str]]) -> EmailMessage:
-    """The receipt or the issue list of one return; its text is the .txt answer's, word for word."""
+                   to: list[tuple[str, str]], answer_text: str | None = None) -> EmailMessage:
+    """The receipt or the issue list of one return; its text is the .txt answer's (answer_text, when rendered
+    already), word for word."""
     errors = [i for i in answer.issues if i.get("severity") == "error"]
+    text = render_answer(answer) if answer_text is None else answer_text
     values = _common(config, campaign, unit) | {
-        "answer_text": render_answer(answer).rstrip("\n") + "\n", "accepted": answer.accepted,
+        "answer_text": text.rstrip("\n") + "\n", "accepted": answer.accepted,
         "unit_name": answer.unit_name, "file_name": answer.file_name, "version": answer.version,
         "replaces": answer.replaces, "received_at": answer.received_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
         "errors": errors, "warnings": [i for i in answer.issues if i.get("severity") != "error"],

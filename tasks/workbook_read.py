@@ -53,13 +53,13 @@ def read_workbook(data: bytes, form: FormSpec, name: str = "") -> RawWorkbook:
             if "xl/workbook.xml" not in zf.namelist():
                 raw.issues.append(Issue(code="not-a-workbook", found=name))
                 return raw
-            names = _defined_names(zf.read("xl/workbook.xml").decode("utf-8"))
+            plan = _plan(form, zf.read("xl/workbook.xml"))
         book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
         if IDENTITY_SHEET not in book.sheet_names:
             raw.issues.append(Issue(code="unknown-workbook"))
             return raw
         raw.identity = _identity(book.get_sheet_by_name(IDENTITY_SHEET).to_python(skip_empty_area=False))
-        _read_cells(raw, form, book, names)
+        _read_cells(raw, form, book, plan)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, UnicodeDecodeError, KeyError) as exc:
         raw.identity = None
         raw.issues.append(Issue(code="corrupt-workbook", note=type(exc).__name__))
@@ -103,9 +103,7 @@ class _Plan:
     sheet_names: dict[str, str]  # the form's sheet id -> the name its cells were found on
 
 
-def _read_cells(raw: RawWorkbook, form: FormSpec, book: python_calamine.CalamineWorkbook,
-                names: dict[str, str]) -> None:
-    plan = _plan(form, tuple(names.items()))
+def _read_cells(raw: RawWorkbook, form: FormSpec, book: python_calamine.CalamineWorkbook, plan: _Plan) -> None:
     sheet_names = set(book.sheet_names)  # a fresh list from Rust on every access: take it once
     grids = {name: book.get_sheet_by_name(name).to_python(skip_empty_area=False)
              for name in plan.sheets if name in sheet_names}
@@ -131,22 +129,22 @@ def _read_cells(raw: RawWorkbook, form: FormSpec, book: python_calamine.Calamine
         raw.issues.append(Issue(code="missing-sheet", sheet=sheet_name))
 
 
-_plans: dict[tuple[str, str, tuple[tuple[str, str], ...]], _Plan] = {}
+_plans: dict[tuple[str, str, bytes], _Plan] = {}
 
 
-def _plan(form: FormSpec, names: tuple[tuple[str, str], ...]) -> _Plan:
-    """The plan for these names, made once: the returns of a campaign nearly all carry the issued workbook's."""
-    key = (form.form_id, form.version, names)
+def _plan(form: FormSpec, workbook_xml: bytes) -> _Plan:
+    """The plan for the defined names of this xl/workbook.xml, made once: the returns of a campaign nearly all
+    carry the very workbook.xml of the workbooks it issued (Excel, WPS or LibreOffice rewrite it, once each)."""
+    key = (form.form_id, form.version, workbook_xml)
     plan = _plans.get(key)
     if plan is None:
         if len(_plans) >= 64:  # workbooks with names of their own (edited by hand) don't pile up
             _plans.clear()
-        plan = _plans[key] = _make_plan(form, names)
+        plan = _plans[key] = _make_plan(form, _defined_names(workbook_xml.decode("utf-8")))
     return plan
 
 
-def _make_plan(form: FormSpec, names: tuple[tuple[str, str], ...]) -> _Plan:
-    by_name = dict(names)
+def _make_plan(form: FormSpec, by_name: dict[str, str]) -> _Plan:
     places: list[tuple[str, str, int, int]] = []
     place_of: dict[str, tuple[str, str]] = {}
     unplaced: list[tuple[CellSpec, str | None]] = []

@@ -14,11 +14,16 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
 from prefect.events.worker import EventsWorker
+from sqlmodel import Session
 
+from flows.ingest_returns import ingest_returns
 from flows.open_collection import open_collection
 from flows.scheduled import chase_open_campaigns, draft_open_campaigns, ingest_open_campaigns
 from schemas.form_spec import FormSpec
 from schemas.settings import Settings
+from tasks.campaigns import get_campaign
+from tasks.db import get_engine
+from tasks.progress_events import pending_rows
 from tests.conftest import DEADLINE
 from tests.factories import register_units, return_workbook, valid_figures
 
@@ -97,6 +102,24 @@ def test_flows_keep_progress_table_report_and_events_current(settings: Settings,
         + [("nianbao.submission.accepted", "nianbao.unit.D001"), ("nianbao.submission.accepted", "nianbao.unit.T001"),
            ("nianbao.submission.rejected", "nianbao.unit.T002"), ("nianbao.reminder.sent", "nianbao.unit.G001"),
            ("nianbao.reminder.sent", "nianbao.unit.T002"), ("nianbao.report.compiled", "nianbao.campaign.2021")])
+
+
+def test_ingest_emits_the_events_of_what_it_stored_once_it_has_ended(settings: Settings, units_file: Path,
+                                                                     form: FormSpec) -> None:
+    """The ingest flow leaves its events to a hook after its final state; none is lost, none emitted twice."""
+    register_units(settings, units_file)
+    open_collection(YEAR, DEADLINE)
+    since = datetime.now(UTC)
+    return_workbook(settings, "D001", valid_figures(form), YEAR)
+    return_workbook(settings, "T002", valid_figures(form, apply__new__natural_person=3), YEAR)
+    summary = ingest_returns(YEAR)
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    names = ["nianbao.submission.accepted", "nianbao.submission.rejected"]
+    assert _events(since, names, 2) == [("nianbao.submission.accepted", "nianbao.unit.D001"),
+                                        ("nianbao.submission.rejected", "nianbao.unit.T002")]
+    with Session(get_engine(settings.db_url)) as session:
+        campaign = get_campaign(session=session, form=form, year=YEAR)
+        assert pending_rows(session=session, campaign=campaign) == []  # the cursor moved past them
 
 
 def test_flow_runs_are_named_by_year_what_and_when(settings: Settings, units_file: Path) -> None:
