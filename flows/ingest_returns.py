@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
+from threading import Event
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from flows.common import as_is, engine, form_for, settled_heap
@@ -44,19 +48,53 @@ def load_context(year: int) -> IngestContext:
         return load_ingest_context(session=session, form=form_for(), year=year)
 
 
-@task(name="store-returns", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def store_batch(context: IngestContext, examinations: list[Examination]) -> list[Stored]:
-    with Session(engine()) as session:
-        stored = store_received(session=session, context=context, examinations=examinations)
-        session.commit()
-    return stored
+STORE_ATTEMPTS = 3  # a locked or dropped database is tried again; nothing of a failed attempt was committed
 
 
-@task(name="answer-units", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
-def answer_batch(year: int, context: IngestContext, stored: list[Stored], claim_root: str,
-                 pool: ExaminationPool) -> list[str]:
-    """Write each unit's receipt or issue list to the outbox and mail it (or write it as .eml); move the stored
-    files out of the claim folder. A retry rewrites the same answer files and mails nothing twice."""
+@dataclass
+class Batch:
+    stored: list[Stored]
+    answers: list[str]  # the .txt answers written
+
+
+@task(name="store-and-answer", cache_policy=NO_CACHE)
+def store_and_answer(year: int, context: IngestContext, examined: list[Examination], claim_root: str,
+                     pool: ExaminationPool, after: Event | None, stored_event: Event) -> Batch:
+    """Store a batch of examined returns, then answer each unit: its receipt or issue list written to the outbox
+    and mailed (or written as .eml), its file moved out of the claim folder.
+
+    Batches are stored in turn (after: the previous batch's stored_event), so versions are numbered in the order
+    the files were taken; their answers overlap with the next batch's storing. Storing is tried again on a
+    database error here, not by a task retry: a retry after the commit would find its own returns stored and
+    answer them as duplicates.
+    """
+    if after is not None:
+        after.wait()
+    try:
+        stored = _store(context, examined)
+    finally:
+        stored_event.set()
+    return Batch(stored, _answer(year, context, stored, claim_root, pool))
+
+
+def _store(context: IngestContext, examined: list[Examination]) -> list[Stored]:
+    for attempt in range(1, STORE_ATTEMPTS + 1):
+        try:
+            with Session(engine()) as session:
+                stored = store_received(session=session, context=context, examinations=examined)
+                session.commit()
+            return stored
+        except OperationalError as exc:
+            if attempt == STORE_ATTEMPTS:
+                raise
+            get_run_logger().warning("storing a batch failed (%s); trying again", exc.orig)
+            time.sleep(2 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _answer(year: int, context: IngestContext, stored: list[Stored], claim_root: str,
+            pool: ExaminationPool) -> list[str]:
+    """The worker processes write the answers (a rewrite writes the same files; no mail goes out twice)."""
     settings = get_settings()
     config = mail_config(settings, year)
     answers = [answer_for(item, context) for item in stored]
@@ -101,17 +139,19 @@ def ingest_returns(year: int, inbox: str | None = None) -> IngestSummary:
     pool = ExaminationPool(form=form_for(), context=context, archive_dir=settings.archive_dir,
                            max_bytes=settings.max_upload_bytes, workers=default_workers(len(paths)))
     with kept_alive(claim), pool, settled_heap():
-        # the worker processes examine the next files, and write the answers of the batch stored last, while
-        # this process stores a batch. as_is(): Prefect would otherwise walk every examination looking for futures
-        answering: deque[PrefectFuture[list[str]]] = deque()
+        # the worker processes examine the next files while a batch is stored, and then write its answers. One
+        # task run a batch. as_is(): Prefect would otherwise walk every examination looking for futures
+        working: deque[PrefectFuture[Batch]] = deque()
+        stored_before: Event | None = None
         for examined in pool.examine_batches(paths, str(claim.root), batch_size=batch_size(len(paths))):
-            stored = store_batch(as_is(context), as_is(examined))
-            _count(stored, summary)
-            answering.append(answer_batch.submit(year, as_is(context), as_is(stored), str(claim.root), as_is(pool)))
-            if len(answering) > 2:  # a bounded number of batches held in memory, however big the inbox
-                summary.answers += answering.popleft().result()
-        while answering:
-            summary.answers += answering.popleft().result()
+            stored_now = Event()
+            working.append(store_and_answer.submit(year, as_is(context), as_is(examined), str(claim.root),
+                                                   as_is(pool), as_is(stored_before), as_is(stored_now)))
+            stored_before = stored_now
+            if len(working) > 2:  # a bounded number of batches held in memory, however big the inbox
+                _count(working.popleft().result(), summary)
+        while working:
+            _count(working.popleft().result(), summary)
     release(claim)
     summary.accepted += mailbox.accepted
     summary.rejected += mailbox.rejected
@@ -124,14 +164,15 @@ def ingest_returns(year: int, inbox: str | None = None) -> IngestSummary:
 
 
 def batch_size(files: int) -> int:
-    """Files a batch: the setting, or up to twice it for a big inbox so that it takes about four batches (each
-    batch is two task runs, ~0.05 s of Prefect's time); memory stays bounded by twice the setting."""
+    """Files a batch: the setting, or up to twice it for a big inbox so that it takes about four batches (a task
+    run a batch costs ~0.05 s of Prefect's time); memory stays bounded by twice the setting."""
     base = get_settings().batch_size
     return max(base, min(-(-files // 4), 2 * base))
 
 
-def _count(stored: list[Stored], summary: IngestSummary) -> None:
-    for item in stored:
+def _count(batch: Batch, summary: IngestSummary) -> None:
+    summary.answers += batch.answers
+    for item in batch.stored:
         if item.duplicate:
             summary.duplicates += 1
         elif item.verdict.value == "accepted":

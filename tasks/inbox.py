@@ -12,6 +12,7 @@ over (storing is idempotent by content hash, so a file half-done is simply done 
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import threading
@@ -164,7 +165,8 @@ def receive(path: Path, root: Path, archive_dir: Path) -> tuple[bytes, Incoming]
 
 
 def move_processed(path: Path, root: Path, processed_dir: Path) -> Path | None:
-    """Move a stored file out of the inbox or claim folder root (its bytes are archived); never overwrite.
+    """Move a stored file out of the inbox or claim folder root (its bytes are archived); never overwrite, even
+    when several processes move files of the same name at once (two runs, their worker processes).
 
     None when the file is gone already (a run that took over a claim it thought dead moved it).
     """
@@ -173,10 +175,25 @@ def move_processed(path: Path, root: Path, processed_dir: Path) -> Path | None:
     day = datetime.now(UTC).strftime("%Y%m%d")
     target_dir = processed_dir / day / (path.parent.name if path.parent != root else "")
     target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / path.name
-    n = 1
-    while target.exists():
-        target = target_dir / f"{path.stem}.{n}{path.suffix}"
-        n += 1
-    shutil.move(str(path), target)
-    return target
+    n = 0
+    while True:
+        target = target_dir / (path.name if n == 0 else f"{path.stem}.{n}{path.suffix}")
+        try:
+            _move_unless_taken(path, target)
+            return target
+        except FileExistsError:
+            n += 1
+        except FileNotFoundError:
+            return None
+
+
+def _move_unless_taken(source: Path, target: Path) -> None:
+    """Move source to target unless target exists (FileExistsError), atomically: a rename would replace it."""
+    try:
+        os.link(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        with source.open("rb") as src, target.open("xb") as dst:  # another file system: copy, exclusively
+            shutil.copyfileobj(src, dst)
+    source.unlink()

@@ -84,3 +84,30 @@ def test_a_claim_kept_alive_is_not_taken_however_long_its_run_works(tmp_path: Pa
         time.sleep(0.2)
         assert claim_new_files(inbox).paths == []
     assert len(claim_new_files(inbox, now=datetime.now(UTC) + STALE_CLAIM * 2).paths) == 3  # silent since: taken
+
+
+def test_files_of_one_name_moved_at_once_by_many_movers_all_survive(tmp_path: Path) -> None:
+    """Two runs and their worker processes move returns at the same time; a unit's file name recurs."""
+    movers, files = 8, 40
+    sources = []
+    for m in range(movers):
+        root = tmp_path / f"claim{m}"
+        root.mkdir()
+        for f in range(files):
+            (root / f"报表{f}.xlsx").write_bytes(f"{m}-{f}".encode())
+        sources.append(root)
+    start = threading.Barrier(movers)
+
+    def move_all(root: Path) -> None:
+        start.wait()
+        for f in range(files):
+            move_processed(root / f"报表{f}.xlsx", root, tmp_path / "processed")
+
+    threads = [threading.Thread(target=move_all, args=(root,)) for root in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    moved = sorted(p.read_bytes().decode() for p in (tmp_path / "processed").rglob("*.xlsx"))
+    assert moved == sorted(f"{m}-{f}" for m in range(movers) for f in range(files))
+    assert all(not any(root.iterdir()) for root in sources)
