@@ -171,7 +171,10 @@ def _prestart_workers() -> None:
     """The examination workers' forkserver starts while Prefect is imported and started (tasks/examine_pool.py)."""
     from tasks.examine_pool import prestart
 
-    prestart()
+    try:
+        prestart()
+    except Exception as exc:  # the pool starts its workers itself, or examines in this process
+        log.warning("the examination workers could not be started ahead: %s", exc)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from threading import Event
 
@@ -48,7 +49,7 @@ def load_context(year: int) -> IngestContext:
         return load_ingest_context(session=session, form=form_for(), year=year)
 
 
-STORE_ATTEMPTS = 3  # a locked or dropped database is tried again; nothing of a failed attempt was committed
+STORE_ATTEMPTS = 3  # a locked or dropped database is tried again: a failed attempt was rolled back
 
 
 @dataclass
@@ -57,23 +58,45 @@ class Batch:
     answers: list[str]  # the .txt answers written
 
 
+class StoreTurn:
+    """A batch's turn to store: over once it is stored, or once it cannot be (then no later batch stores)."""
+
+    def __init__(self) -> None:
+        self._over = Event()
+        self.failed = False
+
+    def end(self, *, failed: bool) -> None:
+        if not self._over.is_set():
+            self.failed = failed
+            self._over.set()
+
+    def wait(self) -> bool:
+        """Wait for the turn to end; True if that batch was stored."""
+        self._over.wait()
+        return not self.failed
+
+
 @task(name="store-and-answer", cache_policy=NO_CACHE)
 def store_and_answer(year: int, context: IngestContext, examined: list[Examination], claim_root: str,
-                     pool: ExaminationPool, after: Event | None, stored_event: Event) -> Batch:
+                     pool: ExaminationPool, after: StoreTurn | None, turn: StoreTurn) -> Batch:
     """Store a batch of examined returns, then answer each unit: its receipt or issue list written to the outbox
     and mailed (or written as .eml), its file moved out of the claim folder.
 
-    Batches are stored in turn (after: the previous batch's stored_event), so versions are numbered in the order
-    the files were taken; their answers overlap with the next batch's storing. Storing is tried again on a
-    database error here, not by a task retry: a retry after the commit would find its own returns stored and
-    answer them as duplicates.
+    Batches are stored in turn (after: the previous batch's turn), so versions are numbered in the order the
+    files were taken; their answers overlap with the next batch's storing. When a batch cannot be stored, the
+    later ones are not either: their files stay claimed, for the next run. Storing is tried again on a database
+    error here, not by a task retry: a retry after the commit would find its own returns stored and answer them
+    as duplicates.
     """
-    if after is not None:
-        after.wait()
+    if after is not None and not after.wait():
+        turn.end(failed=True)
+        raise RuntimeError("an earlier batch could not be stored; this one is left for the next run")
     try:
         stored = _store(context, examined)
-    finally:
-        stored_event.set()
+    except BaseException:
+        turn.end(failed=True)
+        raise
+    turn.end(failed=False)
     return Batch(stored, _answer(year, context, stored, claim_root, pool))
 
 
@@ -87,6 +110,8 @@ def _store(context: IngestContext, examined: list[Examination]) -> list[Stored]:
         except OperationalError as exc:
             if attempt == STORE_ATTEMPTS:
                 raise
+            # (on PostgreSQL a connection lost during COMMIT may hide a commit that happened: its returns would
+            # then be found stored, and answered as duplicates; rare, and said here)
             get_run_logger().warning("storing a batch failed (%s); trying again", exc.orig)
             time.sleep(2 * attempt)
     raise AssertionError("unreachable")
@@ -142,12 +167,15 @@ def ingest_returns(year: int, inbox: str | None = None) -> IngestSummary:
         # the worker processes examine the next files while a batch is stored, and then write its answers. One
         # task run a batch. as_is(): Prefect would otherwise walk every examination looking for futures
         working: deque[PrefectFuture[Batch]] = deque()
-        stored_before: Event | None = None
+        previous: StoreTurn | None = None
         for examined in pool.examine_batches(paths, str(claim.root), batch_size=batch_size(len(paths))):
-            stored_now = Event()
-            working.append(store_and_answer.submit(year, as_is(context), as_is(examined), str(claim.root),
-                                                   as_is(pool), as_is(stored_before), as_is(stored_now)))
-            stored_before = stored_now
+            turn = StoreTurn()
+            future = store_and_answer.submit(year, as_is(context), as_is(examined), str(claim.root), as_is(pool),
+                                             as_is(previous), as_is(turn))
+            # a task Prefect could not even start still ends its turn: the next batch never waits forever
+            future.add_done_callback(partial(_end_turn, turn))
+            working.append(future)
+            previous = turn
             if len(working) > 2:  # a bounded number of batches held in memory, however big the inbox
                 _count(working.popleft().result(), summary)
         while working:
@@ -163,9 +191,14 @@ def ingest_returns(year: int, inbox: str | None = None) -> IngestSummary:
     return summary
 
 
+def _end_turn(turn: StoreTurn, _: PrefectFuture[Batch]) -> None:
+    turn.end(failed=True)  # nothing if the task ended its turn itself
+
+
 def batch_size(files: int) -> int:
     """Files a batch: the setting, or up to twice it for a big inbox so that it takes about four batches (a task
-    run a batch costs ~0.05 s of Prefect's time); memory stays bounded by twice the setting."""
+    run a batch costs ~0.05 s of Prefect's time). At most five batches are held at once (three being stored
+    or answered, two being examined), however big the inbox."""
     base = get_settings().batch_size
     return max(base, min(-(-files // 4), 2 * base))
 

@@ -1,4 +1,5 @@
-"""Prefect tasks that mail the units: a task per batch, each message sent once per event (see tasks/mail_ledger.py).
+"""Prefect tasks that mail the units, a task per batch, each message sent once per event (see tasks/mail_ledger.py);
+and mail_answers, which the ingest flow's store-and-answer task calls when an SMTP server is configured.
 
 The tasks read the settings themselves, so the SMTP password is never a task parameter Prefect would record.
 Task retries are safe: a message already sent is not sent again. A wrong mail setup (login refused, bad
@@ -46,7 +47,7 @@ def mail_workbooks(year: int, campaign_id: int, unit_codes: list[str]) -> list[M
 def mail_answers(year: int, context: IngestContext, stored: list[Stored]) -> list[MailOutcome]:
     """Mail each unit the receipt or issue list of its stored returns (after the store task committed them).
 
-    Called inside the ingest flow's answer task (one task run a batch for all its answers); a retried task sends
+    Called inside the ingest flow's store-and-answer task (one task run a batch); a second call sends
     nothing twice.
     """
     with Session(engine()) as session, setup_errors_logged():

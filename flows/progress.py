@@ -59,9 +59,8 @@ def publish_progress(year: int, today: date | None = None, events: bool = True) 
 
 
 def emit_new_events(*, session: Session, campaign: Campaign) -> int:
-    """Emit the events of the campaign's audit rows not emitted yet; commits the session. Called by every
-    flow that writes such rows, as soon as it has (the ingest flow after each stored batch, so that the server
-    takes the events in while the files are still being worked on, not all at the end)."""
+    """Emit the events of the campaign's audit rows not emitted yet; commits the session. publish_progress
+    calls it, and the ingest flow's hook once the run has ended (emit_events_at_end)."""
     assert campaign.id is not None
     rows = pending_rows(session=session, campaign=campaign)
     specs = event_specs(campaign, rows)

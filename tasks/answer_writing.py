@@ -7,6 +7,7 @@ ledger before the batch is handed over and records what became of it afterwards 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from tasks.mail_compose import CampaignInfo, UnitContact, compose_answer
 from tasks.mail_config import MailConfig
 from tasks.mail_ledger import Claim, Result
 from tasks.mail_send import EmlWriter, deliver_claimed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,10 @@ def write_answers(jobs: list[AnswerJob], place: AnswerPlace) -> Written:
         text = render_answer(job.answer)  # once, for the .txt and the mail's text
         written.answers.append(str(write_answer(job.answer, Path(place.outbox), text)))
         if job.source_path:
-            move_processed(Path(job.source_path), Path(place.claim_root), Path(place.processed))
+            try:
+                move_processed(Path(job.source_path), Path(place.claim_root), Path(place.processed))
+            except OSError as exc:  # stored and answered: it stays in the claim folder, for a person to look at
+                log.error("could not move %s to processed/: %s", job.source_path, exc)
         if job.mail is not None:
             message = compose_answer(place.config, place.campaign, job.mail.unit, job.answer, job.mail.to, text)
             written.mails.append(deliver_claimed(writer, message, job.mail.claim, [a for _, a in job.mail.to],

@@ -58,7 +58,7 @@ def check_values(raw: Mapping[str, RawValue], form: FormSpec, context: CheckCont
         if cell.key not in raw:
             continue  # not found in the workbook: the reader has reported it
         found = raw[cell.key]
-        if type(found) is float and cell.type is CellType.INT and found >= 0 and found.is_integer():
+        if type(found) is float and cell.type is CellType.INT and 0 <= found < 2**53 and found.is_integer():
             values[cell.key] = Decimal(int(found))  # the usual case, what parse_cell would conclude, made quick
             continue
         value, issue = parse_cell(found, cell, _sheet(form, cell, context))

@@ -194,7 +194,7 @@ class ExaminationPool:
 def prestart() -> None:
     """Start now the process the workers are forked from, with its imports (~0.5 s on another core).
 
-    A process that will ingest calls this as it starts (the CLI's ingest and demo, serve), so that this start
+    A process that will ingest calls this as it starts (`nianbao ingest`; the benchmark), so that this start
     overlaps with Prefect's own rather than holding up the first big inbox; the workers then fork in milliseconds.
     Without it, the first pool starts the forkserver itself.
     """

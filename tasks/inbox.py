@@ -188,12 +188,16 @@ def move_processed(path: Path, root: Path, processed_dir: Path) -> Path | None:
 
 
 def _move_unless_taken(source: Path, target: Path) -> None:
-    """Move source to target unless target exists (FileExistsError), atomically: a rename would replace it."""
+    """Move source to target unless target exists (FileExistsError). The name is reserved first by creating it
+    exclusively, then the file replaces the reservation: a plain rename would replace a file another mover just
+    put there. (No hard links: shared inboxes often hold files of another account, which Linux won't link.)"""
+    os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
     try:
-        os.link(source, target)
+        os.replace(source, target)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
+            target.unlink(missing_ok=True)
             raise
-        with source.open("rb") as src, target.open("xb") as dst:  # another file system: copy, exclusively
+        with source.open("rb") as src, target.open("wb") as dst:  # another file system: copy into the name
             shutil.copyfileobj(src, dst)
-    source.unlink()
+        source.unlink()
