@@ -628,23 +628,21 @@ def wait_for_quiet_server(limit_s: float = 30.0) -> float:
 
 
 def _child_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == os.getpid():
-                    pids.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return pids
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and int(_stat_fields(int(entry.name)).get(1, "0")) == os.getpid()]
 
 
 def _cpu_ticks(pid: int) -> int:
+    fields = _stat_fields(pid)
+    return int(fields.get(11, "0")) + int(fields.get(12, "0"))  # utime + stime
+
+
+def _stat_fields(pid: int) -> dict[int, str]:
+    """/proc/PID/stat after the command name (field 1 is the parent's pid); empty once the process is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])
+        return dict(enumerate(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()))
+    except (OSError, IndexError):
+        return {}
 
 
 def _warm_up() -> tuple[float, float]:

@@ -80,7 +80,7 @@ def event_specs(campaign: Campaign, rows: list[AuditRow]) -> list[EventSpec]:
     specs = []
     for row in rows:
         name = event_name(row.kind)
-        if name is None or row.id is None:
+        if name is None:
             continue
         campaign_res = {"prefect.resource.id": campaign_id, "prefect.resource.name": f"{campaign.year}年度"}
         if row.unit_code:
@@ -114,10 +114,9 @@ def pending_rows(*, session: Session, campaign: Campaign) -> list[AuditRow]:
 
 def record_emitted(*, session: Session, campaign_id: int, rows: list[AuditRow], emitted: int) -> None:
     """Move the campaign's cursor past these rows (nothing to record when there were none)."""
-    ids = [row.id for row in rows if row.id is not None]
-    if ids:
+    if rows:
         session.add(EventLog(campaign_id=campaign_id, kind=CURSOR_KIND,
-                             detail={"through_id": max(ids), "events": emitted}))
+                             detail={"through_id": max(row.id for row in rows), "events": emitted}))
 
 
 def _aware(moment: datetime) -> datetime:
