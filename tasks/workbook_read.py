@@ -21,6 +21,7 @@ import python_calamine
 from schemas.form_spec import CellSpec, FormSpec
 from schemas.issues import Issue
 from tasks.identity import IDENTITY_SHEET
+from tasks.xlsx_values import Archive, SharedStrings, Sheet, Unusual, identity_rows, plain_styles, sheet_parts
 
 # what calamine gives for a cell; dates and durations appear where a unit formatted a cell as one
 RawValue = float | int | str | bool | date | time | datetime | timedelta | None
@@ -49,6 +50,10 @@ def read_workbook(data: bytes, form: FormSpec, name: str = "") -> RawWorkbook:
         raw.issues.append(Issue(code="not-a-workbook", found=name))
         return raw
     try:
+        return _read_usual(data, form)
+    except Unusual:
+        pass  # calamine reads it, below
+    try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             if "xl/workbook.xml" not in zf.namelist():
                 raw.issues.append(Issue(code="not-a-workbook", found=name))
@@ -70,6 +75,69 @@ def read_workbook(data: bytes, form: FormSpec, name: str = "") -> RawWorkbook:
         raw.identity = None
         raw.issues.append(Issue(code="corrupt-workbook", note=f"{type(exc).__name__}: {str(exc)[:120]}"))
     return raw
+
+
+def _read_usual(data: bytes, form: FormSpec) -> RawWorkbook:
+    """A return as we issued it, read straight from its XML (tasks/xlsx_values.py); Unusual for anything else:
+    a missing sheet or name, text where a number goes, a damaged archive, ... (read_workbook's calamine path says
+    what is wrong with it)."""
+    archive = Archive(data)
+    layout = _layout(form, archive)
+    if layout.plan.unplaced or not layout.complete:
+        raise Unusual("a name or sheet is missing")
+    shared = SharedStrings(archive, "xl/sharedStrings.xml" if "xl/sharedStrings.xml" in archive.entries else None)
+    plain = _plain_styles(archive)
+    sheets = {name: Sheet(archive.read(layout.parts[name]), plain, shared) for name in layout.plan.sheets}
+    raw = RawWorkbook(identity=identity_rows(archive.read(layout.parts[IDENTITY_SHEET]), shared))
+    values = raw.values
+    for key, sheet_name, address in layout.addresses:
+        values[key] = sheets[sheet_name].value(address)
+    raw.places = layout.plan.place_of
+    raw.sheet_names = layout.plan.sheet_names
+    return raw
+
+
+@dataclass(frozen=True)
+class _Layout:
+    plan: _Plan
+    parts: dict[str, str]  # sheet name -> archive member
+    addresses: tuple[tuple[str, str, bytes], ...]  # key, sheet name, address (ASCII)
+    complete: bool  # the identity sheet and every sheet of the plan are there
+
+
+_layouts: dict[tuple[str, str, tuple[int, int] | None, tuple[int, int] | None], _Layout] = {}
+
+
+def _layout(form: FormSpec, archive: Archive) -> _Layout:
+    """Where each form cell is, made once for each xl/workbook.xml and its relationships (known by their CRC-32
+    and size from the central directory, so that a known workbook.xml is not even inflated)."""
+    key = (form.form_id, form.version, archive.fingerprint("xl/workbook.xml"),
+           archive.fingerprint("xl/_rels/workbook.xml.rels"))
+    layout = _layouts.get(key)
+    if layout is None:
+        workbook_xml = archive.read("xl/workbook.xml")
+        parts = sheet_parts(workbook_xml, archive.read("xl/_rels/workbook.xml.rels"))
+        plan = _plan(form, workbook_xml)
+        addresses = tuple((k, sheet, plan.place_of[k][1].encode("ascii")) for k, sheet, _, _ in plan.places)
+        complete = IDENTITY_SHEET in parts and all(name in parts and parts[name] in archive.entries
+                                                   for name in (*plan.sheets, IDENTITY_SHEET))
+        if len(_layouts) >= 64:
+            _layouts.clear()
+        layout = _layouts[key] = _Layout(plan, parts, addresses, complete)
+    return layout
+
+
+_styles: dict[tuple[int, int] | None, frozenset[int]] = {}
+
+
+def _plain_styles(archive: Archive) -> frozenset[int]:
+    key = archive.fingerprint("xl/styles.xml")
+    plain = _styles.get(key)
+    if plain is None:
+        if len(_styles) >= 64:
+            _styles.clear()
+        plain = _styles[key] = plain_styles(archive.read("xl/styles.xml")) if key else frozenset({0})
+    return plain
 
 
 def _defined_names(workbook_xml: str) -> dict[str, str]:
