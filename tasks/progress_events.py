@@ -8,11 +8,11 @@ twice (two flows at once, a retry) is harmless: the Prefect server stores an eve
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel
 from sqlalchemy import Table
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -48,13 +48,16 @@ class AuditRow(NamedTuple):
     detail: dict[str, Any]
 
 
-class EventSpec(BaseModel):
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """A Prefect event as the server takes it in (the fields of prefect.events.Event)."""
+
     id: uuid.UUID
     event: str
     occurred: datetime
     resource: dict[str, str]
     related: list[dict[str, str]]
-    payload: dict[str, Any]
+    payload: dict[str, Any]  # JSON values: an audit row's detail is a JSON column
 
 
 def unit_resource_id(code: str) -> str:

@@ -13,17 +13,20 @@ from prefect.artifacts import Artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
+from prefect.events.schemas.events import ReceivedEvent
 from prefect.events.worker import EventsWorker
 from sqlmodel import Session
 
+import flows.progress as progress
 from flows.ingest_returns import ingest_returns
 from flows.open_collection import open_collection
+from flows.progress import publish_progress
 from flows.scheduled import chase_open_campaigns, draft_open_campaigns, ingest_open_campaigns
 from schemas.form_spec import FormSpec
 from schemas.settings import Settings
 from tasks.campaigns import get_campaign
 from tasks.db import get_engine
-from tasks.progress_events import pending_rows
+from tasks.progress_events import EventSpec, pending_rows
 from tests.conftest import DEADLINE
 from tests.factories import register_units, return_workbook, valid_figures
 
@@ -45,15 +48,19 @@ def _table(key: str) -> list[dict[str, Any]]:
 
 def _events(since: datetime, names: list[str], expected: int) -> list[tuple[str, str]]:
     """(event name, resource id) of our events since the test began, once the server has stored them."""
+    return sorted((e.event, e.resource.id) for e in _stored_events(since, names, expected))
+
+
+def _stored_events(since: datetime, names: list[str], expected: int) -> list[ReceivedEvent]:
+    """Our events since the test began, once the server has stored them (at least expected of them)."""
     EventsWorker.drain_all()
     until = datetime.now(UTC) + timedelta(minutes=5)
     query = EventFilter(occurred=EventOccurredFilter(since=since, until=until), event=EventNameFilter(name=names),
                         resource=EventResourceFilter(id_prefix=["nianbao."]))
-    found: list[tuple[str, str]] = []
+    found: list[ReceivedEvent] = []
     for _ in range(60):  # the server persists events in batches, every few seconds
         with get_client(sync_client=True) as client:
-            page = client.read_events(filter=query, limit=50)
-        found = sorted((e.event, e.resource.id) for e in page.events)
+            found = client.read_events(filter=query, limit=50).events
         if len(found) >= expected:
             break
         time.sleep(0.5)
@@ -112,11 +119,17 @@ def test_ingest_emits_the_events_of_what_it_stored_once_it_has_ended(settings: S
     since = datetime.now(UTC)
     return_workbook(settings, "D001", valid_figures(form), YEAR)
     return_workbook(settings, "T002", valid_figures(form, apply__new__natural_person=3), YEAR)
-    summary = ingest_returns(YEAR)
+    state = ingest_returns(YEAR, return_state=True)
+    summary = state.result()
     assert (summary.accepted, summary.rejected) == (1, 1)
     names = ["nianbao.submission.accepted", "nianbao.submission.rejected"]
-    assert _events(since, names, 2) == [("nianbao.submission.accepted", "nianbao.unit.D001"),
-                                        ("nianbao.submission.rejected", "nianbao.unit.T002")]
+    events = _stored_events(since, names, 2)
+    assert sorted((e.event, e.resource.id) for e in events) == [
+        ("nianbao.submission.accepted", "nianbao.unit.D001"), ("nianbao.submission.rejected", "nianbao.unit.T002")]
+    run = f"prefect.flow-run.{state.state_details.flow_run_id}"
+    for event in events:  # each names its campaign and the run that stored it
+        assert {(r.id, r.role) for r in event.related} == {(f"nianbao.campaign.{YEAR}", "campaign"), (run, "flow-run")}
+        assert event.payload["unit"] == event.resource.id.removeprefix("nianbao.unit.")
     with Session(get_engine(settings.db_url)) as session:
         campaign = get_campaign(session=session, form=form, year=YEAR)
         assert pending_rows(session=session, campaign=campaign) == []  # the cursor moved past them
@@ -134,3 +147,30 @@ def test_flow_runs_are_named_by_year_what_and_when(settings: Settings, units_fil
     china = (before + timedelta(hours=8)).strftime("%Y-%m-%d")
     assert any(n.startswith(f"{YEAR}年度-开启填报-{china} ") for n in names), names
     assert any(n.startswith(f"定时接收报送-{china} ") for n in names), names
+
+
+def test_events_the_server_refuses_stay_pending_for_the_next_publication(settings: Settings, units_file: Path,
+                                                                        form: FormSpec,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request the server refuses (here: events it cannot validate) moves no cursor; the next one sends them."""
+    register_units(settings, units_file)
+    open_collection(YEAR, DEADLINE)
+    since = datetime.now(UTC)
+    return_workbook(settings, "D001", valid_figures(form), YEAR)
+    wire = progress._wire
+
+    def unlabelled(spec: EventSpec, run_related: list[dict[str, str]]) -> dict[str, Any]:
+        event = wire(spec, run_related)
+        return {**event, "resource": {"prefect.resource.name": "no id"}}  # a resource must have an id
+
+    monkeypatch.setattr(progress, "_wire", unlabelled)
+    assert ingest_returns(YEAR).accepted == 1  # the run itself succeeds; its hook could not emit
+    with Session(get_engine(settings.db_url)) as session:
+        campaign = get_campaign(session=session, form=form, year=YEAR)
+        assert [row.kind for row in pending_rows(session=session, campaign=campaign)] == ["submission.accepted"]
+
+    monkeypatch.setattr(progress, "_wire", wire)
+    assert publish_progress(YEAR).events == 1
+    assert _events(since, ["nianbao.submission.accepted"], 1) == [("nianbao.submission.accepted", "nianbao.unit.D001")]
+    with Session(get_engine(settings.db_url)) as session:
+        assert pending_rows(session=session, campaign=get_campaign(session=session, form=form, year=YEAR)) == []
