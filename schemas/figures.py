@@ -5,11 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from decimal import Decimal
+from functools import lru_cache
 
 
 def figures_text(values: Mapping[str, Decimal]) -> str:
-    """Every figure as its exact text: whole numbers plain, decimals as read (never through a float)."""
-    return json.dumps({key: format(value, "f") for key, value in values.items()}, separators=(",", ":"))
+    """Every figure as its exact text: whole numbers plain, decimals as read (never through a float).
+
+    The same text as json.dumps(..., separators=(",", ":")) would write, made directly: a decimal's text needs
+    no escaping, and each key is escaped once per process (a form's keys recur in every return).
+    """
+    return "{" + ",".join(f'{_json_string(key)}:"{value:f}"' for key, value in values.items()) + "}"
+
+
+@lru_cache(maxsize=4096)
+def _json_string(text: str) -> str:
+    return json.dumps(text)
 
 
 def figures_from_text(text: str) -> dict[str, Decimal]:

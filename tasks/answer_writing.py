@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.answers import Answer, render_answer, write_answer
+from tasks.answers import Answer, compile_template, render_answer, write_answer
 from tasks.inbox import move_processed
-from tasks.mail_compose import CampaignInfo, UnitContact, compose_answer
+from tasks.mail_compose import CampaignInfo, UnitContact, compile_templates, compose_answer
 from tasks.mail_config import MailConfig
 from tasks.mail_ledger import Claim, Result
 from tasks.mail_send import EmlWriter, deliver_claimed
@@ -53,6 +53,13 @@ class AnswerPlace:
 class Written:
     answers: list[str]  # the .txt answers, in the jobs' order
     mails: list[Result]  # one per job with a mail
+
+
+def compile_answer_templates() -> None:
+    """Compile the templates of the answers and their mails: the workers' forkserver does it once, for every
+    worker it forks (tasks/worker_preload.py), rather than each worker at its first answer."""
+    compile_template()
+    compile_templates("answer")
 
 
 def write_answers(jobs: list[AnswerJob], place: AnswerPlace) -> Written:

@@ -15,8 +15,10 @@ TEMPLATES = Path(__file__).parent / "templates"
 CHINA = ZoneInfo("Asia/Shanghai")
 SENDER = "县人民政府办公室（政务公开办）"
 
+# plain text answers (the HTML report has its own autoescaping environment); auto_reload off: a template is read
+# and compiled once per process, not stat()ed again at every answer
 _env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, keep_trailing_newline=True,
-                   autoescape=False)  # plain text answers; the HTML report has its own autoescaping environment
+                   autoescape=False, auto_reload=False)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,11 @@ class Answer:
     replaces: int | None  # version of the accepted return this one supersedes
     issues: list[dict[str, Any]]
     deadline: date | None = None
+
+
+def compile_template() -> None:
+    """Compile the answer's template now (Jinja compiles a template at its first use)."""
+    _env.get_template("answer.txt.j2")
 
 
 def render_answer(answer: Answer) -> str:
@@ -51,9 +58,9 @@ def render_answer(answer: Answer) -> str:
 def write_answer(answer: Answer, outbox: Path, text: str | None = None) -> Path:
     """Write the answer (its text, when rendered already) next to the unit's other answers; return its path."""
     folder = outbox / "answers" / (answer.unit_code or "_unidentified")
-    folder.mkdir(parents=True, exist_ok=True)
     kind = "重复" if answer.duplicate else ("回执" if answer.accepted else "问题清单")
     stamp = answer.received_at.astimezone(CHINA).strftime("%Y%m%d-%H%M%S")
     path = folder / f"{stamp}-第{answer.version}次-{kind}-{Path(answer.file_name).stem}.txt"
+    folder.mkdir(parents=True, exist_ok=True)  # mostly new: a unit's first answer is the usual one
     path.write_text(render_answer(answer) if text is None else text, encoding="utf-8")
     return path

@@ -16,9 +16,12 @@ def archive_bytes(data: bytes, archive_dir: Path, suffix: str = ".xlsx") -> tupl
     digest = hashlib.sha256(data).hexdigest()
     path = archive_dir / digest[:2] / f"{digest}{suffix if suffix.startswith('.') else ''}"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")  # unique per writer
-        partial.write_bytes(data)
+        try:
+            partial.write_bytes(data)
+        except FileNotFoundError:  # the first file of its folder (one of 256)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(data)
         os.replace(partial, path)  # same bytes under the same name: a race between two writers is harmless
     return digest, path
 

@@ -31,7 +31,7 @@ from tasks.inbox import receive
 from tasks.ingest import Examination, IngestContext, examine_received
 
 log = logging.getLogger(__name__)
-WORKER_MODULES = [__name__, "tasks.answer_writing"]  # imported once by the forkserver, inherited by every worker
+WORKER_MODULES = [__name__, "tasks.worker_preload"]  # imported once by the forkserver, inherited by every worker
 T = TypeVar("T")
 MIN_FILES_FOR_WORKERS = 100  # below this, starting the workers (~0.3-0.5 s) costs more than it saves
 

@@ -12,16 +12,19 @@ over (storing is idempotent by content hash, so a file half-done is simply done 
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import shutil
+import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 from tasks.archive import receive_bytes
 from tasks.ingest import Incoming
@@ -170,12 +173,10 @@ def move_processed(path: Path, root: Path, processed_dir: Path) -> Path | None:
 
     None when the file is gone already (a run that took over a claim it thought dead moved it).
     """
-    if not path.exists():
-        return None
     day = datetime.now(UTC).strftime("%Y%m%d")
     target_dir = processed_dir / day / (path.parent.name if path.parent != root else "")
-    target_dir.mkdir(parents=True, exist_ok=True)
     n = 0
+    made_dir = False
     while True:
         target = target_dir / (path.name if n == 0 else f"{path.stem}.{n}{path.suffix}")
         try:
@@ -184,13 +185,21 @@ def move_processed(path: Path, root: Path, processed_dir: Path) -> Path | None:
         except FileExistsError:
             n += 1
         except FileNotFoundError:
-            return None
+            if not path.exists():
+                return None
+            if made_dir:
+                raise
+            target_dir.mkdir(parents=True, exist_ok=True)  # the day's (or the unit's) first file: not made before
+            made_dir = True
 
 
 def _move_unless_taken(source: Path, target: Path) -> None:
-    """Move source to target unless target exists (FileExistsError). The name is reserved first by creating it
-    exclusively, then the file replaces the reservation: a plain rename would replace a file another mover just
-    put there. (No hard links: shared inboxes often hold files of another account, which Linux won't link.)"""
+    """Move source to target unless target exists (FileExistsError): a plain rename would replace a file another
+    mover just put there. One renameat2(RENAME_NOREPLACE) call on Linux; where the file system or the platform
+    has no such rename, the name is reserved first by creating it exclusively, then the file replaces the
+    reservation. (No hard links: shared inboxes often hold files of another account, which Linux won't link.)"""
+    if _rename_noreplace(source, target):
+        return
     os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
     try:
         os.replace(source, target)
@@ -201,3 +210,34 @@ def _move_unless_taken(source: Path, target: Path) -> None:
         with source.open("rb") as src, target.open("wb") as dst:  # another file system: copy into the name
             shutil.copyfileobj(src, dst)
         source.unlink()
+
+
+def _load_renameat2() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2  # glibc 2.28 and newer
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return cast(Callable[..., int], function)
+
+
+_RENAMEAT2 = _load_renameat2()
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+# the file system cannot rename without replacing, or the target is on another one: reserve the name instead
+_RENAME_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.EOPNOTSUPP})
+
+
+def _rename_noreplace(source: Path, target: Path) -> bool:
+    """Rename source to target in one call that fails if target exists; False where that call is not to be had."""
+    if _RENAMEAT2 is None:
+        return False
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _RENAME_UNSUPPORTED:
+        return False
+    raise OSError(code, os.strerror(code), str(source), None, str(target))  # EEXIST: FileExistsError, and so on

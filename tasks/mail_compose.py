@@ -93,15 +93,14 @@ def compose_answer(config: MailConfig, campaign: CampaignInfo, unit: UnitContact
     already), word for word."""
     errors = [i for i in answer.issues if i.get("severity") == "error"]
     text = render_answer(answer) if answer_text is None else answer_text
-    values = _common(config, campaign, unit) | {
+    # an accepted return needs no upload link (and a rejected one of an unknown unit has none to give)
+    values = _common(config, campaign, None if answer.accepted else unit) | {
         "answer_text": text.rstrip("\n") + "\n", "accepted": answer.accepted,
         "unit_name": answer.unit_name, "file_name": answer.file_name, "version": answer.version,
         "replaces": answer.replaces, "received_at": answer.received_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
         "errors": errors, "warnings": [i for i in answer.issues if i.get("severity") != "error"],
         "deadline": cn_date(answer.deadline) if answer.deadline else "",
     }
-    if answer.accepted or unit is None:
-        values["upload_url"] = ""
     return _message(config, answer_subject(campaign, answer), "answer", values, to=to)
 
 
@@ -191,6 +190,13 @@ def _message(config: MailConfig, subject: str, template: str, values: dict[str, 
     else:
         set_multipart(message, "mixed", [multipart("alternative", bodies), attachment])
     return message
+
+
+def compile_templates(*names: str) -> None:
+    """Compile these messages' templates now (Jinja compiles a template at its first use, ~10 ms each)."""
+    for name in names:
+        _text.get_template(f"{name}.txt.j2")
+        _html.get_template(f"{name}.html.j2")
 
 
 def recipients_of(message: EmailMessage) -> list[str]:

@@ -7,6 +7,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+import tasks.inbox as inbox_module
 from tasks.inbox import CLAIMS, STALE_CLAIM, claim_new_files, kept_alive, move_processed, release
 
 
@@ -86,8 +89,15 @@ def test_a_claim_kept_alive_is_not_taken_however_long_its_run_works(tmp_path: Pa
     assert len(claim_new_files(inbox, now=datetime.now(UTC) + STALE_CLAIM * 2).paths) == 3  # silent since: taken
 
 
-def test_files_of_one_name_moved_at_once_by_many_movers_all_survive(tmp_path: Path) -> None:
-    """Two runs and their worker processes move returns at the same time; a unit's file name recurs."""
+@pytest.mark.parametrize("rename", ["renameat2", "reserve-then-replace"])
+def test_files_of_one_name_moved_at_once_by_many_movers_all_survive(tmp_path: Path, rename: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs and their worker processes move returns at the same time; a unit's file name recurs. Both ways of
+    moving without replacing: the one-call rename of Linux, and the way taken where it is not supported."""
+    if rename == "renameat2":
+        assert inbox_module._RENAMEAT2 is not None, "this Linux has renameat2 (glibc 2.28+)"
+    else:
+        monkeypatch.setattr(inbox_module, "_RENAMEAT2", None)
     movers, files = 8, 40
     sources = []
     for m in range(movers):
