@@ -24,7 +24,7 @@ from flows.run_names import run_name
 from schemas.settings import get_settings
 from tasks.answer_writing import AnswerJob, AnswerPlace
 from tasks.examine_pool import ExaminationPool, default_workers
-from tasks.inbox import Claim, claim_new_files, kept_alive, release
+from tasks.inbox import Claim, claim_new_files, count_waiting, kept_alive, release
 from tasks.ingest import Examination, IngestContext
 from tasks.intake import answer_for, load_ingest_context, store_received
 from tasks.mail_config import mail_config
@@ -158,28 +158,29 @@ def ingest_returns(year: int, inbox: str | None = None) -> IngestSummary:
     context = load_context(year)
     # the units' replies by mail, when an IMAP mailbox is configured (no task run for nothing otherwise)
     mailbox = poll_mailbox(year) if mailbox_config(settings) else MailboxSummary(year=year, configured=False)
-    claim = claim_inbox(str(folder))
-    paths = [str(p) for p in claim.paths]
-    summary = IngestSummary(year=year, files=len(paths), accepted=0, rejected=0, duplicates=0, answers=[])
-    pool = ExaminationPool(form=form_for(), context=context, archive_dir=settings.archive_dir,
-                           max_bytes=settings.max_upload_bytes, workers=default_workers(len(paths)))
-    with kept_alive(claim), pool, settled_heap():
-        # the worker processes examine the next files while a batch is stored, and then write its answers. One
-        # task run a batch. as_is(): Prefect would otherwise walk every examination looking for futures
-        working: deque[PrefectFuture[Batch]] = deque()
-        previous: StoreTurn | None = None
-        for examined in pool.examine_batches(paths, str(claim.root), batch_size=batch_size(len(paths))):
-            turn = StoreTurn()
-            future = store_and_answer.submit(year, as_is(context), as_is(examined), str(claim.root), as_is(pool),
-                                             as_is(previous), as_is(turn))
-            # a task Prefect could not even start still ends its turn: the next batch never waits forever
-            future.add_done_callback(partial(_end_turn, turn))
-            working.append(future)
-            previous = turn
-            if len(working) > 2:  # a bounded number of batches held in memory, however big the inbox
+    # the worker processes start while the inbox is claimed (as many as the waiting files are worth)
+    with ExaminationPool(form=form_for(), context=context, archive_dir=settings.archive_dir,
+                         max_bytes=settings.max_upload_bytes, workers=default_workers(count_waiting(folder))) as pool:
+        claim = claim_inbox(str(folder))
+        paths = [str(p) for p in claim.paths]
+        summary = IngestSummary(year=year, files=len(paths), accepted=0, rejected=0, duplicates=0, answers=[])
+        with kept_alive(claim), settled_heap():
+            # the workers examine the next files while a batch is stored, and then write its answers. One task run
+            # a batch. as_is(): Prefect would otherwise walk every examination looking for futures
+            working: deque[PrefectFuture[Batch]] = deque()
+            previous: StoreTurn | None = None
+            for examined in pool.examine_batches(paths, str(claim.root), batch_size=batch_size(len(paths))):
+                turn = StoreTurn()
+                future = store_and_answer.submit(year, as_is(context), as_is(examined), str(claim.root),
+                                                 as_is(pool), as_is(previous), as_is(turn))
+                # a task Prefect could not even start still ends its turn: the next batch never waits forever
+                future.add_done_callback(partial(_end_turn, turn))
+                working.append(future)
+                previous = turn
+                if len(working) > 2:  # a bounded number of batches held in memory, however big the inbox
+                    _count(working.popleft().result(), summary)
+            while working:
                 _count(working.popleft().result(), summary)
-        while working:
-            _count(working.popleft().result(), summary)
     release(claim)
     summary.accepted += mailbox.accepted
     summary.rejected += mailbox.rejected

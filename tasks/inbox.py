@@ -46,35 +46,80 @@ class Claim:
 
 def new_files(inbox: Path) -> list[Path]:
     """Files waiting in the inbox (top level and one level of unit folders), oldest first."""
-    if not inbox.is_dir():
-        return []
-    found = [p for p in inbox.iterdir() if p.is_file()]
-    for folder in inbox.iterdir():
-        if folder.is_dir() and not folder.name.startswith("."):
-            found += [p for p in folder.iterdir() if p.is_file()]
-    waiting = [p for p in found if not p.name.startswith(_IGNORED_PREFIXES) and not p.name.endswith(_IGNORED_SUFFIXES)]
-    return sorted(waiting, key=_arrival)
+    return [path for _, path in sorted(_waiting(inbox))]
+
+
+def count_waiting(inbox: Path) -> int:
+    """How many files wait in the inbox (a claim may take fewer: another run may take some first)."""
+    return len(_waiting(inbox))
 
 
 def claim_new_files(inbox: Path, now: datetime | None = None) -> Claim:
     """Take every waiting file (and those of claims gone stale) into a new claim folder of this run, oldest first."""
     moment = now or datetime.now(UTC)
     root = inbox / CLAIMS / f"{moment:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    sources = [(inbox, p) for p in new_files(inbox)]
+    sources = [(arrival, inbox, path) for arrival, path in _waiting(inbox)]
     for stale in _stale_claims(inbox, moment):
-        sources += [(stale, p) for p in new_files(stale)]
+        sources += [(arrival, stale, path) for arrival, path in _waiting(stale)]
     root.mkdir(parents=True)
     _touch(root / ALIVE, moment)
+    folders = {root}
     taken = []
-    for source_root, path in sorted(sources, key=lambda s: _arrival(s[1])):
-        target = _free_name(root / path.relative_to(source_root))  # a rename would replace a file of that name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(path, target)  # keeps the modification time: the arrival time
-        except FileNotFoundError:
-            continue  # another run claimed it first
-        taken.append(target)
+    for _, source_root, path in sorted(sources, key=lambda source: source[0]):
+        target = root / path.relative_to(source_root)
+        if target.parent not in folders:  # a unit's folder, made once
+            target.parent.mkdir(parents=True, exist_ok=True)
+            folders.add(target.parent)
+        claimed = _claim(path, target)
+        if claimed is not None:
+            taken.append(claimed)
     return Claim(root, taken)
+
+
+def _claim(path: Path, target: Path) -> Path | None:
+    """Move the file into the claim under its name, or name.1, name.2 ... when taken (a stale claim's file of the
+    same name); the move keeps the modification time, the arrival time. None: another run claimed it first."""
+    n = 0
+    while True:
+        candidate = target if n == 0 else target.with_name(f"{target.stem}.{n}{target.suffix}")
+        try:
+            _move_unless_taken(path, candidate)
+            return candidate
+        except FileExistsError:
+            n += 1
+        except FileNotFoundError:
+            return None
+
+
+def _waiting(folder: Path) -> list[tuple[tuple[float, str], Path]]:
+    """(arrival, path) of the files waiting in a folder and one level of unit folders under it; the arrival is
+    the modification time (then the name), read once."""
+    found: list[tuple[tuple[float, str], Path]] = []
+
+    def add(entry: os.DirEntry[str]) -> None:
+        if entry.name.startswith(_IGNORED_PREFIXES) or entry.name.endswith(_IGNORED_SUFFIXES):
+            return
+        try:
+            found.append(((entry.stat().st_mtime, entry.name), Path(entry.path)))
+        except FileNotFoundError:
+            pass  # claimed by another run meanwhile
+
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for entry in entries:
+        if entry.is_file():
+            add(entry)
+        elif entry.is_dir() and not entry.name.startswith("."):
+            try:
+                with os.scandir(entry.path) as unit_folder:
+                    for inner in unit_folder:
+                        if inner.is_file():
+                            add(inner)
+            except FileNotFoundError:
+                continue
+    return found
 
 
 @contextmanager
@@ -129,22 +174,6 @@ def _stale_claims(inbox: Path, now: datetime) -> list[Path]:
 def _touch(path: Path, moment: datetime) -> None:
     path.touch()
     os.utime(path, (moment.timestamp(), moment.timestamp()))
-
-
-def _free_name(target: Path) -> Path:
-    n = 1
-    free = target
-    while free.exists():
-        free = target.with_name(f"{target.stem}.{n}{target.suffix}")
-        n += 1
-    return free
-
-
-def _arrival(path: Path) -> tuple[float, str]:
-    try:
-        return path.stat().st_mtime, path.name
-    except FileNotFoundError:  # claimed by another run meanwhile; the rename will say so
-        return 0.0, path.name
 
 
 def _remove_if_empty(folder: Path) -> None:
