@@ -260,6 +260,16 @@ class FormSpec(_Frozen):
     def input_cells(self) -> list[CellSpec]:
         return [c for c in self.cells if c.key not in self.totals]
 
+    @cached_property
+    def input_whole(self) -> tuple[tuple[str, bool], ...]:
+        """Each input cell's key, and whether it takes a whole number: what checking a return loops over."""
+        return tuple((c.key, c.type is CellType.INT) for c in self.input_cells)
+
+    @cached_property
+    def total_parts(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Each total's key and its parts, parts before their totals (as in totals)."""
+        return tuple((key, tuple(rule.right)) for key, rule in self.totals.items())
+
     def sum_rules(self) -> Iterator[SumEqualsRule]:
         return (r for r in self.rules if isinstance(r, SumEqualsRule))
 

@@ -23,6 +23,10 @@ from schemas.form_spec import (
 from schemas.issues import Issue
 from tasks.workbook_read import RawValue
 
+_EXACT = 2**53  # floats below this are exact integers when whole
+_ZERO = Decimal(0)
+_SMALL = tuple(Decimal(n) for n in range(10_000))  # most figures are small whole numbers: made once
+
 
 @dataclass(frozen=True)
 class CheckContext:
@@ -54,18 +58,22 @@ def check_values(raw: Mapping[str, RawValue], form: FormSpec, context: CheckCont
     context = context or CheckContext()
     values: dict[str, Decimal] = {}
     issues: list[Issue] = []
-    for cell in form.input_cells:
-        if cell.key not in raw:
+    for key, whole in form.input_whole:
+        try:
+            found = raw[key]
+        except KeyError:
             continue  # not found in the workbook: the reader has reported it
-        found = raw[cell.key]
-        if type(found) is float and cell.type is CellType.INT and 0 <= found < 2**53 and found.is_integer():
-            values[cell.key] = Decimal(int(found))  # the usual case, what parse_cell would conclude, made quick
+        if type(found) is float and whole and 0 <= found < _EXACT and found.is_integer():
+            # the usual case, what parse_cell would conclude, made quick
+            number = int(found)
+            values[key] = _SMALL[number] if number < len(_SMALL) else Decimal(number)
             continue
+        cell = form.cell_by_key[key]
         value, issue = parse_cell(found, cell, _sheet(form, cell, context))
         if issue:
             issues.append(issue)
         if value is not None:
-            values[cell.key] = value
+            values[key] = value
     issues.extend(_recompute_totals(raw, form, values, context))
     for rule in form.rules:
         issues.extend(_apply(rule, form, values, context))
@@ -100,14 +108,16 @@ def parse_cell(raw: RawValue, cell: CellSpec, sheet: str) -> tuple[Decimal | Non
 
 def _recompute_totals(raw: Mapping[str, RawValue], form: FormSpec, values: dict[str, Decimal],
                       context: CheckContext) -> Iterator[Issue]:
-    for key, rule in form.totals.items():
-        if not all(part in values for part in rule.right):
-            continue
-        computed = sum((values[part] for part in rule.right), Decimal(0))
+    for key, parts in form.total_parts:
+        try:
+            computed = sum([values[part] for part in parts], _ZERO)
+        except KeyError:
+            continue  # a part could not be read: its own issue says so
         values[key] = computed
         typed = raw.get(key)
         if typed is None or (isinstance(typed, str) and not typed.strip()):
             continue  # a formula saved without a cached value
+        rule = form.totals[key]
         cell = form.cell_by_key[key]
         if isinstance(typed, bool) or not isinstance(typed, int | float) or Decimal(repr(typed)) != computed:
             yield Issue(code="total-mismatch", rule=rule.id, rule_title=rule.title, sheet=_sheet(form, cell, context),

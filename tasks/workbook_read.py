@@ -21,7 +21,16 @@ import python_calamine
 from schemas.form_spec import CellSpec, FormSpec
 from schemas.issues import Issue
 from tasks.identity import IDENTITY_SHEET
-from tasks.xlsx_values import Archive, SharedStrings, Sheet, Unusual, identity_rows, plain_styles, sheet_parts
+from tasks.xlsx_values import (
+    Archive,
+    SharedStrings,
+    Sheet,
+    Unusual,
+    Value,
+    identity_rows,
+    plain_styles,
+    sheet_parts,
+)
 
 # what calamine gives for a cell; dates and durations appear where a unit formatted a cell as one
 RawValue = float | int | str | bool | date | time | datetime | timedelta | None
@@ -87,11 +96,11 @@ def _read_usual(data: bytes, form: FormSpec) -> RawWorkbook:
         raise Unusual("a name or sheet is missing")
     shared = SharedStrings(archive, "xl/sharedStrings.xml" if "xl/sharedStrings.xml" in archive.entries else None)
     plain = _plain_styles(archive)
-    sheets = {name: Sheet(archive.read(layout.parts[name]), plain, shared) for name in layout.plan.sheets}
     raw = RawWorkbook(identity=identity_rows(archive.read(layout.parts[IDENTITY_SHEET]), shared))
-    values = raw.values
-    for key, sheet_name, address in layout.addresses:
-        values[key] = sheets[sheet_name].value(address)
+    values: dict[str, Value] = {}
+    for sheet_name, wanted in layout.wanted:
+        Sheet(archive.read(layout.parts[sheet_name]), plain, shared).read(wanted, values)
+    raw.values.update(values)
     raw.places = layout.plan.place_of
     raw.sheet_names = layout.plan.sheet_names
     return raw
@@ -101,7 +110,7 @@ def _read_usual(data: bytes, form: FormSpec) -> RawWorkbook:
 class _Layout:
     plan: _Plan
     parts: dict[str, str]  # sheet name -> archive member
-    addresses: tuple[tuple[str, str, bytes], ...]  # key, sheet name, address (ASCII)
+    wanted: tuple[tuple[str, tuple[tuple[str, bytes], ...]], ...]  # each sheet's (key, address) pairs
     complete: bool  # the identity sheet and every sheet of the plan are there
 
 
@@ -118,12 +127,15 @@ def _layout(form: FormSpec, archive: Archive) -> _Layout:
         workbook_xml = archive.read("xl/workbook.xml")
         parts = sheet_parts(workbook_xml, archive.read("xl/_rels/workbook.xml.rels"))
         plan = _plan(form, workbook_xml)
-        addresses = tuple((k, sheet, plan.place_of[k][1].encode("ascii")) for k, sheet, _, _ in plan.places)
+        by_sheet: dict[str, list[tuple[str, bytes]]] = {}
+        for cell_key, sheet, _, _ in plan.places:
+            by_sheet.setdefault(sheet, []).append((cell_key, plan.place_of[cell_key][1].encode("ascii")))
+        wanted = tuple((sheet, tuple(pairs)) for sheet, pairs in by_sheet.items())
         complete = IDENTITY_SHEET in parts and all(name in parts and parts[name] in archive.entries
                                                    for name in (*plan.sheets, IDENTITY_SHEET))
         if len(_layouts) >= 64:
             _layouts.clear()
-        layout = _layouts[key] = _Layout(plan, parts, addresses, complete)
+        layout = _layouts[key] = _Layout(plan, parts, wanted, complete)
     return layout
 
 

@@ -170,6 +170,27 @@ class Sheet:
         self.plain = plain
         self.shared = shared
 
+    def read(self, wanted: tuple[tuple[str, bytes], ...], into: dict[str, Value]) -> None:
+        """into[key] = the value at address, for each (key, address); plain numbers and empty cells (nearly all
+        of them) straight away, everything else through value()."""
+        cells, plain, cache = self.cells, self.plain, _attribute_cache
+        for key, address in wanted:
+            found = cells.get(address)
+            if found is not None:
+                _, attributes, text = found
+                kind, style = cache.get(attributes) or _attributes(attributes)
+                if kind is None or kind == b"n":
+                    if not text:
+                        into[key] = None
+                        continue
+                    if style in plain:
+                        try:
+                            into[key] = float(text)
+                            continue
+                        except ValueError:
+                            pass  # value() says why
+            into[key] = self.value(address)
+
     def value(self, address: bytes) -> Value:
         found = self.cells.get(address)
         if found is None:
