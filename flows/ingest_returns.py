@@ -153,6 +153,11 @@ def claim_inbox(inbox: str) -> Claim:
       on_failure=[emit_events_at_end])
 def ingest_returns(year: int, inbox: str | None = None) -> IngestSummary:
     """Process every new return: the unit's replies in the mailbox, then every file in the inbox folder."""
+    with settled_heap():  # a thousand files' small objects would set off full collections of a large heap
+        return _ingest(year, inbox)
+
+
+def _ingest(year: int, inbox: str | None) -> IngestSummary:
     settings = get_settings()
     folder = Path(inbox) if inbox else settings.inbox_dir(year)
     context = load_context(year)
@@ -164,7 +169,7 @@ def ingest_returns(year: int, inbox: str | None = None) -> IngestSummary:
         claim = claim_inbox(str(folder))
         paths = [str(p) for p in claim.paths]
         summary = IngestSummary(year=year, files=len(paths), accepted=0, rejected=0, duplicates=0, answers=[])
-        with kept_alive(claim), settled_heap():
+        with kept_alive(claim):
             # the workers examine the next files while a batch is stored, and then write its answers. One task run
             # a batch. as_is(): Prefect would otherwise walk every examination looking for futures
             working: deque[PrefectFuture[Batch]] = deque()
@@ -179,14 +184,18 @@ def ingest_returns(year: int, inbox: str | None = None) -> IngestSummary:
                 previous = turn
                 if len(working) > 2:  # a bounded number of batches held in memory, however big the inbox
                     _count(working.popleft().result(), summary)
+            # the campaign's artifacts in the Prefect UI (also after returns that came by the upload page), made
+            # once the last batch is stored, while its answers are written: they count what is stored. The events
+            # follow the run's final state (emit_events_at_end). A batch that could not be stored raises below.
+            published = publish_progress.submit(year, events=False) if previous is None or previous.wait() else None
             while working:
                 _count(working.popleft().result(), summary)
     release(claim)
     summary.accepted += mailbox.accepted
     summary.rejected += mailbox.rejected
     summary.duplicates += mailbox.duplicates
-    # the campaign's artifacts and events in the Prefect UI, also after returns that came by the upload page
-    publish_progress(year, events=False)  # the events follow the final state (emit_events_at_end)
+    if published is not None:
+        published.result()
     get_run_logger().info("ingest %s: %d files, %d accepted, %d rejected, %d duplicates", year, summary.files,
                           summary.accepted, summary.rejected, summary.duplicates)
     return summary

@@ -20,7 +20,7 @@ from prefect.events.worker import should_emit_events
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from flows.common import engine, form_for
+from flows.common import engine, form_for, settled_heap
 from schemas.tables import Campaign
 from tasks.campaigns import get_campaign
 from tasks.progress import artifact_key, load_progress, progress_description, progress_percent, progress_table
@@ -82,7 +82,9 @@ def emit_events_at_end(flow: Flow[..., Any], flow_run: FlowRun, state: State) ->
     caller goes on. A run that fails still emits what it stored; one that crashes leaves them to the next run.
     """
     year = int(flow_run.parameters["year"])
-    with Session(engine()) as session:
+    # settled_heap: the run's heap is large by now, and a full collection set off by the events' objects would
+    # take longer than making them (~0.1 s of a thousand events' 0.13 s)
+    with settled_heap(), Session(engine()) as session:
         emit_new_events(session=session, campaign=get_campaign(session=session, form=form_for(), year=year))
 
 
