@@ -60,8 +60,8 @@ def read_workbook(data: bytes, form: FormSpec, name: str = "") -> RawWorkbook:
         return raw
     try:
         return _read_usual(data, form)
-    except Unusual:
-        pass  # calamine reads it, below
+    except Exception:  # noqa: BLE001  Unusual, or damage the fast path trips on: calamine reads it and says what
+        pass
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             if "xl/workbook.xml" not in zf.namelist():

@@ -277,7 +277,10 @@ def identity_rows(xml: bytes, shared: SharedStrings) -> dict[str, str]:
         elif kind is not None and kind.group(1) == b"str":
             value = _text(value_text.group(1)) if value_text else ""
         elif kind is None or kind.group(1) == b"n":
-            value = float(value_text.group(1)) if value_text and value_text.group(1) else None
+            try:
+                value = float(value_text.group(1)) if value_text and value_text.group(1) else None
+            except ValueError as exc:
+                raise Unusual("an identity cell holds no number") from exc
         else:
             raise Unusual("an identity cell of another type")
         rows.setdefault(row, {})[column] = value

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import zipfile
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
@@ -176,6 +177,8 @@ DECLINED: dict[str, Callable[[Path, Path, FormSpec], bytes]] = {
     "a date format on an input cell": lambda i, t, f: rewritten(
         by_patching(i, f), "xl/styles.xml", lambda xml: xml.replace('<xf numFmtId="1" ', '<xf numFmtId="14" ')),
     "a damaged sheet": lambda i, t, f: _damaged(by_patching(i, f)),
+    "an identity number that is no number": lambda i, t, f: in_cell(by_patching(i, f), "_nianbao", "B3",
+                                                                    '<c r="B3"><v>二〇二一</v></c>'),
     "a missing sheet": lambda i, t, f: _edited(by_openpyxl(i, t, f), lambda wb: wb.remove(wb[T2])),
     "a deleted name": lambda i, t, f: _edited(by_openpyxl(i, t, f),
                                               lambda wb: wb.defined_names.pop("review.upheld")),
@@ -240,3 +243,17 @@ def test_what_each_path_reads_in_the_cells_that_differ(issued: Path, tmp_path: P
     assert isinstance(dated.values["apply.new.natural_person"], date)
     assert [i.code for i in read_workbook(DECLINED["a damaged sheet"](issued, tmp_path, form), form).issues] == \
         ["corrupt-workbook"]
+
+
+def test_a_fast_path_that_trips_falls_back_and_never_raises(issued: Path, form: FormSpec,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the fast path stumbles on, read_workbook's promise holds: calamine reads the file, nothing raises."""
+    data = by_patching(issued, form)
+    expected = calamine_read(data, form)
+
+    def trips(*_: object) -> RawWorkbook:
+        raise struct.error("unpack requires a buffer of 4 bytes")
+
+    monkeypatch.setattr(workbook_read, "_read_usual", trips)
+    raw = read_workbook(data, form)
+    assert (raw.identity, raw.issues) == (expected.identity, []) and raw.values == expected.values
