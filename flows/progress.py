@@ -7,9 +7,11 @@ or rejected, reminder sent, report compiled), with the unit and the campaign as 
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
+import httpx
 from prefect import Flow, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -17,6 +19,7 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.context import FlowRunContext, SyncClientContext
 from prefect.events.worker import should_emit_events
+from prefect.exceptions import PrefectException
 from pydantic import BaseModel
 from sqlmodel import Session
 
@@ -27,6 +30,7 @@ from tasks.progress import artifact_key, load_progress, progress_description, pr
 from tasks.progress_events import EventSpec, event_specs, pending_rows, record_emitted
 from tasks.report_digest import digest_markdown, load_report_digest
 
+log = logging.getLogger(__name__)
 EVENTS_PER_REQUEST = 1000  # a request of ~0.6 MB; the server validates and queues a request's events at once
 
 
@@ -67,8 +71,15 @@ def emit_new_events(*, session: Session, campaign: Campaign) -> int:
     assert campaign.id is not None
     rows = pending_rows(session=session, campaign=campaign)
     specs = event_specs(campaign, rows)
-    _emit(specs)
-    # the cursor moves only after the events were handed over; a repeat emits the same ids, stored once
+    try:
+        _emit(specs)
+    except (httpx.HTTPError, PrefectException) as exc:
+        # the server refused them or could not be reached: the flow's own work is done and stays done; the
+        # cursor stays, and the next publication sends these events (same ids, stored once)
+        log.warning("the Prefect server did not take %d events of %s (%s); they are sent with the next ones",
+                    len(specs), campaign.year, exc)
+        return 0
+    # the cursor moves only after the server took the events
     record_emitted(session=session, campaign_id=campaign.id, rows=rows, emitted=len(specs))
     session.commit()
     return len(specs)
@@ -94,8 +105,8 @@ def _emit(specs: list[EventSpec]) -> None:
 
     Why not emit_event(): its events worker sends them one by one over a websocket, copying the context and
     looking up the run's resources for each; a thousand events cost ~0.2 s of this process's time where these
-    requests cost ~0.02 s, and the server takes in a batch at once. And a refused request raises: the caller
-    then leaves its cursor, and the next publication sends the same events (same ids, stored once) again.
+    requests cost ~0.03 s, and the server takes in a batch at once. And a refused request raises, so that the
+    caller leaves its cursor where it was.
     """
     if not specs or not should_emit_events():
         return
@@ -117,7 +128,10 @@ def _run_related(client: SyncPrefectClient) -> list[dict[str, str]]:
     related = [{"prefect.resource.id": f"prefect.flow-run.{flow_run.id}", "prefect.resource.role": "flow-run",
                 "prefect.resource.name": flow_run.name}]
     if flow_run.deployment_id:
-        deployment = client.read_deployment(flow_run.deployment_id)
+        try:
+            deployment = client.read_deployment(flow_run.deployment_id)
+        except (httpx.HTTPError, PrefectException):  # deleted since: the events still go out, without it
+            return related
         related.append({"prefect.resource.id": f"prefect.deployment.{deployment.id}",
                         "prefect.resource.role": "deployment", "prefect.resource.name": deployment.name})
     return related

@@ -96,7 +96,7 @@ def _read_usual(data: bytes, form: FormSpec) -> RawWorkbook:
         raise Unusual("a name or sheet is missing")
     shared = SharedStrings(archive, "xl/sharedStrings.xml" if "xl/sharedStrings.xml" in archive.entries else None)
     plain = _plain_styles(archive)
-    raw = RawWorkbook(identity=identity_rows(archive.read(layout.parts[IDENTITY_SHEET]), shared))
+    raw = RawWorkbook(identity=identity_rows(archive.read(layout.parts[IDENTITY_SHEET]), shared, plain))
     values: dict[str, Value] = {}
     for sheet_name, wanted in layout.wanted:
         Sheet(archive.read(layout.parts[sheet_name]), plain, shared).read(wanted, values)

@@ -30,8 +30,11 @@ _CELL = re.compile(rb'<c r="([A-Z]{1,3}[0-9]{1,7})"([^>]*?)(?:/>|>(?:<f>[^<]*</f
                    rb'(?:<v>([^<]*)</v>|<v ?/>)?</c>)')
 # any cell with its content (the identity sheet's cells hold inline text)
 _ANY_CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"([^>]*?)(?:/>|>(.*?)</c>)', re.DOTALL)
-_NO_ADDRESS = re.compile(rb'<c(?:>| (?!r="))')  # a cell element not starting with its address
+# what the cell regexes could misplace: a cell element not starting with its address in capitals, a comment or a
+# CDATA section (either could hold text that looks like a cell or a string)
+_MISPLACEABLE = re.compile(rb'<(?:c(?:>| (?!r="[A-Z]))|!--|!\[CDATA\[)')
 _TYPE = re.compile(rb' t="([a-zA-Z]+)"')
+_NUMBER = re.compile(rb"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _STYLE = re.compile(rb' s="([0-9]+)"')
 _VALUE = re.compile(rb"<v>([^<]*)</v>")
 _TEXT = re.compile(rb"<t(?: [^>]*)?>([^<]*)</t>|<t(?: [^>]*)?/>")
@@ -41,12 +44,14 @@ _ATTRIBUTE = re.compile(rb'([\w:]+)="([^"]*)"')
 _RELATIONSHIP = re.compile(rb"<Relationship\b([^>]*)/?>")
 _XF_LIST = re.compile(rb"<cellXfs\b[^>]*>(.*?)</cellXfs>", re.DOTALL)
 _XF = re.compile(rb"<xf\b([^>]*)>")
+_NUMBER_FORMATS = re.compile(rb"<numFmts\b[^>]*>(.*?)</numFmts>", re.DOTALL)  # not the dxfs' own numFmt
 _NUMBER_FORMAT = re.compile(rb"<numFmt\b([^>]*)/?>")
 # built-in number formats that show a number as a number: General, 0, 0.00, #,##0, #,##0.00, %, fractions, 0.00E+00,
 # the accounting formats without a currency, ##0.0E+0 and @ (text); every other built-in id may show a date or time
 _PLAIN_BUILTIN = frozenset({0, 1, 2, 3, 4, 9, 10, 11, 12, 13, 37, 38, 39, 40, 48, 49})
 # in a custom format, after quoted text, escaped characters and [..] sections: letters of dates, times and eras
 _DATE_LETTERS = re.compile(r"[dmyhsegbaDMYHSEGBA]")
+_ELAPSED = re.compile(r"\[(?:h+|m+|s+)\]", re.IGNORECASE)  # [h]:mm, [mm]:ss ...: a duration
 _LITERALS = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]|_.|\*.')
 
 
@@ -140,19 +145,30 @@ def sheet_parts(workbook_xml: bytes, relationships_xml: bytes) -> dict[str, str]
 def plain_styles(styles_xml: bytes) -> frozenset[int]:
     """The cell styles (indexes into cellXfs) whose number format shows a number as a number, not as a date or
     a time: only cells of these styles are read here (calamine turns the others into dates)."""
-    custom = {}
-    for attributes in _NUMBER_FORMAT.findall(styles_xml):
+    if b"='" in styles_xml or _MISPLACEABLE.search(styles_xml):
+        raise Unusual("single-quoted attributes or comments in the styles")  # _ATTRIBUTE reads "..." only
+    custom: dict[int, str] = {}
+    formats = _NUMBER_FORMATS.search(styles_xml)
+    for attributes in _NUMBER_FORMAT.findall(formats.group(1)) if formats else []:
         found = dict(_ATTRIBUTE.findall(attributes))
         if b"numFmtId" in found and b"formatCode" in found:
-            custom[int(found[b"numFmtId"])] = _text(found[b"formatCode"])
+            number_format = int(found[b"numFmtId"])
+            if number_format in custom:
+                raise Unusual("a number format defined twice")
+            custom[number_format] = _text(found[b"formatCode"])
     xf_list = _XF_LIST.search(styles_xml)
     plain = set()
     for index, attributes in enumerate(_XF.findall(xf_list.group(1)) if xf_list else []):
         number_format = int(dict(_ATTRIBUTE.findall(attributes)).get(b"numFmtId", b"0"))
         code = custom.get(number_format)
-        if number_format in _PLAIN_BUILTIN if code is None else not _DATE_LETTERS.search(_LITERALS.sub("", code)):
+        if number_format in _PLAIN_BUILTIN if code is None else _plain_format(code):
             plain.add(index)
     return frozenset(plain)
+
+
+def _plain_format(code: str) -> bool:
+    """A custom number format that shows a number as a number: no date, time or duration in it."""
+    return not _ELAPSED.search(code) and not _DATE_LETTERS.search(_LITERALS.sub("", code))
 
 
 Value = float | str | bool | None
@@ -162,8 +178,8 @@ class Sheet:
     """The cells of one worksheet, by address (ASCII bytes, e.g. b"D6"); values are converted as asked for."""
 
     def __init__(self, xml: bytes, plain: frozenset[int], shared: SharedStrings) -> None:
-        if _NO_ADDRESS.search(xml):
-            raise Unusual("a cell element without its address first")  # the spec allows it; Excel never
+        if _MISPLACEABLE.search(xml):
+            raise Unusual("a cell element without its address first, a comment or CDATA")  # Excel writes none
         self.xml = xml
         # address -> (address, attributes, value text): b"" for a cell without a value
         self.cells: dict[bytes, tuple[bytes, bytes, bytes]] = {cell[0]: cell for cell in _CELL.findall(xml)}
@@ -183,12 +199,9 @@ class Sheet:
                     if not text:
                         into[key] = None
                         continue
-                    if style in plain:
-                        try:
-                            into[key] = float(text)
-                            continue
-                        except ValueError:
-                            pass  # value() says why
+                    if style in plain and (text.isdigit() or _NUMBER.fullmatch(text)):
+                        into[key] = float(text)
+                        continue
             into[key] = self.value(address)
 
     def value(self, address: bytes) -> Value:
@@ -204,10 +217,7 @@ class Sheet:
                 return None  # empty, or a formula saved without its value
             if style not in self.plain:
                 raise Unusual(f"cell {address!r} has a date or time format")
-            try:
-                return float(text)
-            except ValueError as exc:
-                raise Unusual(f"cell {address!r} holds no number") from exc
+            return _float(text)
         if kind == b"s":
             return self.shared.get(text or b"")
         if kind == b"str":
@@ -244,6 +254,8 @@ class SharedStrings:
         if self._strings is None:
             self._strings = self._load()
         try:
+            if not index_text.isdigit():
+                raise ValueError(index_text)
             return self._strings[int(index_text)]
         except (ValueError, IndexError) as exc:
             raise Unusual("a shared string that is not there") from exc
@@ -252,7 +264,10 @@ class SharedStrings:
         if self.part is None:
             raise Unusual("no shared strings")
         strings = []
-        for match in _SHARED.finditer(self.archive.read(self.part)):
+        xml = self.archive.read(self.part)
+        if b"<!--" in xml or b"<![CDATA[" in xml:
+            raise Unusual("comments or CDATA in the shared strings")
+        for match in _SHARED.finditer(xml):
             item = match.group(1) or b""
             if b"<rPh" in item:
                 raise Unusual("phonetic runs")  # their <t> text is not part of the string
@@ -260,8 +275,10 @@ class SharedStrings:
         return strings
 
 
-def identity_rows(xml: bytes, shared: SharedStrings) -> dict[str, str]:
+def identity_rows(xml: bytes, shared: SharedStrings, plain: frozenset[int]) -> dict[str, str]:
     """The identity sheet's key/value rows (column A and B), as workbook_read._identity makes them."""
+    if _MISPLACEABLE.search(xml):
+        raise Unusual("a cell element without its address first, a comment or CDATA")
     rows: dict[bytes, dict[bytes, Value]] = {}
     for column, row, attributes, content in _ANY_CELL.findall(xml):
         if column not in (b"A", b"B"):
@@ -277,10 +294,13 @@ def identity_rows(xml: bytes, shared: SharedStrings) -> dict[str, str]:
         elif kind is not None and kind.group(1) == b"str":
             value = _text(value_text.group(1)) if value_text else ""
         elif kind is None or kind.group(1) == b"n":
-            try:
-                value = float(value_text.group(1)) if value_text and value_text.group(1) else None
-            except ValueError as exc:
-                raise Unusual("an identity cell holds no number") from exc
+            if value_text and value_text.group(1):
+                style = _STYLE.search(attributes)
+                if (int(style.group(1)) if style else 0) not in plain:
+                    raise Unusual("an identity number in a date or time format")
+                value = _float(value_text.group(1))
+            else:
+                value = None
         else:
             raise Unusual("an identity cell of another type")
         rows.setdefault(row, {})[column] = value
@@ -292,6 +312,13 @@ def identity_rows(xml: bytes, shared: SharedStrings) -> dict[str, str]:
                 raise Unusual("an identity key without a value")  # calamine's grid gives '' there
             identity[key] = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
     return identity
+
+
+def _float(text: bytes) -> float:
+    """A cell's number as calamine reads it: Python's float() also takes spaces and underscores, calamine not."""
+    if not _NUMBER.fullmatch(text):
+        raise Unusual(f"no number as calamine reads one: {text[:20]!r}")
+    return float(text)
 
 
 def _text(raw: bytes) -> str:

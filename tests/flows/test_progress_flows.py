@@ -152,7 +152,8 @@ def test_flow_runs_are_named_by_year_what_and_when(settings: Settings, units_fil
 def test_events_the_server_refuses_stay_pending_for_the_next_publication(settings: Settings, units_file: Path,
                                                                         form: FormSpec,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A request the server refuses (here: events it cannot validate) moves no cursor; the next one sends them."""
+    """A request the server refuses (here: events it cannot validate) fails no flow and moves no cursor; the next
+    publication sends the events."""
     register_units(settings, units_file)
     open_collection(YEAR, DEADLINE)
     since = datetime.now(UTC)
@@ -165,6 +166,7 @@ def test_events_the_server_refuses_stay_pending_for_the_next_publication(setting
 
     monkeypatch.setattr(progress, "_wire", unlabelled)
     assert ingest_returns(YEAR).accepted == 1  # the run itself succeeds; its hook could not emit
+    assert publish_progress(YEAR).events == 0  # nor does a publication fail: its events wait for the next one
     with Session(get_engine(settings.db_url)) as session:
         campaign = get_campaign(session=session, form=form, year=YEAR)
         assert [row.kind for row in pending_rows(session=session, campaign=campaign)] == ["submission.accepted"]

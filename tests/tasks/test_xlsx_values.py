@@ -179,6 +179,25 @@ DECLINED: dict[str, Callable[[Path, Path, FormSpec], bytes]] = {
     "a damaged sheet": lambda i, t, f: _damaged(by_patching(i, f)),
     "an identity number that is no number": lambda i, t, f: in_cell(by_patching(i, f), "_nianbao", "B3",
                                                                     '<c r="B3"><v>二〇二一</v></c>'),
+    "a date format among the numFmts, a plain one of the same id in a dxf": lambda i, t, f: rewritten(
+        by_patching(i, f), "xl/styles.xml", lambda xml: xml.replace('numFmtId="164" formatCode="0.0000"',
+                                                                    'numFmtId="164" formatCode="yyyy-mm-dd"').replace(
+            "</styleSheet>", '<dxfs count="1"><dxf><numFmt numFmtId="164" formatCode="0.00"/></dxf></dxfs>'
+                             "</styleSheet>")),
+    "an elapsed-time format": lambda i, t, f: rewritten(
+        by_patching(i, f), "xl/styles.xml", lambda xml: xml.replace('formatCode="0.0000"', 'formatCode="[h]"')),
+    "single-quoted style attributes": lambda i, t, f: rewritten(
+        by_patching(i, f), "xl/styles.xml", lambda xml: xml.replace('<xf numFmtId="1" ', "<xf numFmtId='14' ")),
+    "an identity number in a date format": lambda i, t, f: in_cell(rewritten(  # the fee's style made a date
+        by_patching(i, f), "xl/styles.xml", lambda xml: xml.replace('<xf numFmtId="164" ', '<xf numFmtId="14" ')),
+        "_nianbao", "B3", '<c r="B3" s="7"><v>2021</v></c>'),
+    "a lowercase cell address": lambda i, t, f: in_cell(by_patching(i, f), T3, "D6", '<c r="d6" s="6"><v>5</v></c>'),
+    "a comment that looks like a cell": lambda i, t, f: rewritten(
+        by_patching(i, f), sheet_member(by_patching(i, f), T3),
+        lambda xml: xml.replace("</sheetData>", '<!-- <c r="D6"><v>999</v></c> --></sheetData>')),
+    "a number with spaces": lambda i, t, f: in_cell(by_patching(i, f), T3, "D6", '<c r="D6" s="6"><v> 5</v></c>'),
+    "a number with an underscore": lambda i, t, f: in_cell(by_patching(i, f), T3, "D6",
+                                                           '<c r="D6" s="6"><v>1_000</v></c>'),
     "a missing sheet": lambda i, t, f: _edited(by_openpyxl(i, t, f), lambda wb: wb.remove(wb[T2])),
     "a deleted name": lambda i, t, f: _edited(by_openpyxl(i, t, f),
                                               lambda wb: wb.defined_names.pop("review.upheld")),
@@ -239,6 +258,11 @@ def test_what_each_path_reads_in_the_cells_that_differ(issued: Path, tmp_path: P
     assert boolean is not None and boolean.values["review.upheld"] is True
     fee = fast_read(CASES["patched decimals"](issued, tmp_path, form), form)
     assert fee is not None and fee.values["active.fees.amount_wan"] == 309.0263
+    dated_identity = DECLINED["an identity number in a date format"](issued, tmp_path, form)
+    with pytest.raises(Unusual, match="identity"):  # the identity is read first: it is what declines
+        workbook_read._read_usual(dated_identity, form)
+    year = read_workbook(dated_identity, form)
+    assert year.identity is not None and year.identity["year"] == "1905-07-13"  # calamine shows the date it is
     dated = read_workbook(DECLINED["a date"](issued, tmp_path, form), form)
     assert isinstance(dated.values["apply.new.natural_person"], date)
     assert [i.code for i in read_workbook(DECLINED["a damaged sheet"](issued, tmp_path, form), form).issues] == \
