@@ -311,6 +311,8 @@ def identity_rows(xml: bytes, shared: SharedStrings, plain: frozenset[int]) -> d
             if b"B" not in cells or value is None:
                 raise Unusual("an identity key without a value")  # calamine's grid gives '' there
             identity[key] = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    if not identity:  # no cell found at all (elements with a namespace prefix, say): calamine reads it
+        raise Unusual("no identity rows")
     return identity
 
 

@@ -198,6 +198,10 @@ DECLINED: dict[str, Callable[[Path, Path, FormSpec], bytes]] = {
     "a number with spaces": lambda i, t, f: in_cell(by_patching(i, f), T3, "D6", '<c r="D6" s="6"><v> 5</v></c>'),
     "a number with an underscore": lambda i, t, f: in_cell(by_patching(i, f), T3, "D6",
                                                            '<c r="D6" s="6"><v>1_000</v></c>'),
+    "an identity sheet with prefixed elements": lambda i, t, f: rewritten(
+        by_patching(i, f), sheet_member(by_patching(i, f), "_nianbao"), lambda xml: re.sub(
+            r"<(/?)(\w+)", lambda m: f"<{m.group(1)}x:{m.group(2)}", xml).replace(
+            "xmlns=", "xmlns:x=", 1)),
     "a missing sheet": lambda i, t, f: _edited(by_openpyxl(i, t, f), lambda wb: wb.remove(wb[T2])),
     "a deleted name": lambda i, t, f: _edited(by_openpyxl(i, t, f),
                                               lambda wb: wb.defined_names.pop("review.upheld")),
