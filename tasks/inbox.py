@@ -44,11 +44,6 @@ class Claim:
     paths: list[Path]
 
 
-def new_files(inbox: Path) -> list[Path]:
-    """Files waiting in the inbox (top level and one level of unit folders), oldest first."""
-    return [path for _, path in sorted(_waiting(inbox))]
-
-
 def count_waiting(inbox: Path) -> int:
     """How many files wait in the inbox (a claim may take fewer: another run may take some first)."""
     return len(_waiting(inbox))
