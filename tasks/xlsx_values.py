@@ -211,20 +211,26 @@ class Sheet:
                 raise Unusual(f"cell {address!r} holds more than a value")  # inline text, say
             return None  # no such cell: empty
         _, attributes, text = found
-        kind, style = _attributes(attributes)
-        if kind is None or kind == b"n":
-            if not text:
-                return None  # empty, or a formula saved without its value
-            if style not in self.plain:
-                raise Unusual(f"cell {address!r} has a date or time format")
-            return _float(text)
-        if kind == b"s":
-            return self.shared.get(text or b"")
-        if kind == b"str":
-            return _text(text)
-        if kind == b"b" and text in (b"0", b"1"):
-            return text == b"1"
-        raise Unusual(f"cell {address!r} holds an error or a date")
+        return _converted(attributes, text, self.plain, self.shared)
+
+
+def _converted(attributes: bytes, text: bytes, plain: frozenset[int], shared: SharedStrings) -> Value:
+    """A cell's value from its attributes and its <v> text, as calamine gives it; Unusual where calamine would
+    give a date, a time or an error."""
+    kind, style = _attributes(attributes)
+    if kind is None or kind == b"n":
+        if not text:
+            return None  # empty, or a formula saved without its value
+        if style not in plain:
+            raise Unusual("a number in a date or time format")
+        return _float(text)
+    if kind == b"s":
+        return shared.get(text)
+    if kind == b"str":
+        return _text(text)
+    if kind == b"b" and text in (b"0", b"1"):
+        return text == b"1"
+    raise Unusual("an error value, a date or a type of cell not read here")
 
 
 _attribute_cache: dict[bytes, tuple[bytes | None, int]] = {}
@@ -253,12 +259,9 @@ class SharedStrings:
     def get(self, index_text: bytes) -> str:
         if self._strings is None:
             self._strings = self._load()
-        try:
-            if not index_text.isdigit():
-                raise ValueError(index_text)
-            return self._strings[int(index_text)]
-        except (ValueError, IndexError) as exc:
-            raise Unusual("a shared string that is not there") from exc
+        if not index_text.isdigit() or int(index_text) >= len(self._strings):
+            raise Unusual("a shared string that is not there")
+        return self._strings[int(index_text)]
 
     def _load(self) -> list[str]:
         if self.part is None:
@@ -283,26 +286,17 @@ def identity_rows(xml: bytes, shared: SharedStrings, plain: frozenset[int]) -> d
     for column, row, attributes, content in _ANY_CELL.findall(xml):
         if column not in (b"A", b"B"):
             continue
-        kind = _TYPE.search(attributes)
-        value_text = _VALUE.search(content)
-        if kind is not None and kind.group(1) == b"inlineStr":
+        value: Value
+        if _attributes(attributes)[0] == b"inlineStr":  # as the identity is issued
             if b"<rPh" in content:
                 raise Unusual("phonetic runs")
-            value: Value = _text(b"".join(_TEXT.findall(content)))
-        elif kind is not None and kind.group(1) == b"s":
-            value = shared.get(value_text.group(1) if value_text else b"")
-        elif kind is not None and kind.group(1) == b"str":
-            value = _text(value_text.group(1)) if value_text else ""
-        elif kind is None or kind.group(1) == b"n":
-            if value_text and value_text.group(1):
-                style = _STYLE.search(attributes)
-                if (int(style.group(1)) if style else 0) not in plain:
-                    raise Unusual("an identity number in a date or time format")
-                value = _float(value_text.group(1))
-            else:
-                value = None
-        else:
-            raise Unusual("an identity cell of another type")
+            value = _text(b"".join(_TEXT.findall(content)))
+        else:  # as a program that saved the workbook again may have left it
+            value_text = _VALUE.search(content)
+            try:
+                value = _converted(attributes, value_text.group(1) if value_text else b"", plain, shared)
+            except Unusual as exc:
+                raise Unusual(f"an identity cell: {exc}") from exc
         rows.setdefault(row, {})[column] = value
     identity = {}
     for cells in rows.values():
