@@ -58,32 +58,14 @@ def claim_new_files(inbox: Path, now: datetime | None = None) -> Claim:
         sources += [(arrival, stale, path) for arrival, path in _waiting(stale)]
     root.mkdir(parents=True)
     _touch(root / ALIVE, moment)
-    folders = {root}
     taken = []
     for _, source_root, path in sorted(sources, key=lambda source: source[0]):
-        target = root / path.relative_to(source_root)
-        if target.parent not in folders:  # a unit's folder, made once
-            target.parent.mkdir(parents=True, exist_ok=True)
-            folders.add(target.parent)
-        claimed = _claim(path, target)
+        # under its name, or name.1 ... beside a stale claim's file of that name; the move keeps the modification
+        # time, the arrival time. None: another run claimed it first
+        claimed = _move_to_free_name(path, root / path.relative_to(source_root))
         if claimed is not None:
             taken.append(claimed)
     return Claim(root, taken)
-
-
-def _claim(path: Path, target: Path) -> Path | None:
-    """Move the file into the claim under its name, or name.1, name.2 ... when taken (a stale claim's file of the
-    same name); the move keeps the modification time, the arrival time. None: another run claimed it first."""
-    n = 0
-    while True:
-        candidate = target if n == 0 else target.with_name(f"{target.stem}.{n}{target.suffix}")
-        try:
-            _move_unless_taken(path, candidate)
-            return candidate
-        except FileExistsError:
-            n += 1
-        except FileNotFoundError:
-            return None
 
 
 def _waiting(folder: Path) -> list[tuple[tuple[float, str], Path]]:
@@ -198,23 +180,29 @@ def move_processed(path: Path, root: Path, processed_dir: Path) -> Path | None:
     None when the file is gone already (a run that took over a claim it thought dead moved it).
     """
     day = datetime.now(UTC).strftime("%Y%m%d")
-    target_dir = processed_dir / day / (path.parent.name if path.parent != root else "")
+    return _move_to_free_name(path, processed_dir / day / (path.parent.name if path.parent != root else "") /
+                              path.name)
+
+
+def _move_to_free_name(path: Path, target: Path) -> Path | None:
+    """Move the file to target, or to name.1, name.2 ... beside it when that is taken; never replace a file. The
+    target's folder is made when missing (a unit's or a day's first file). None: the file is gone already."""
     n = 0
-    made_dir = False
+    made_folder = False
     while True:
-        target = target_dir / (path.name if n == 0 else f"{path.stem}.{n}{path.suffix}")
+        candidate = target if n == 0 else target.with_name(f"{target.stem}.{n}{target.suffix}")
         try:
-            _move_unless_taken(path, target)
-            return target
+            _move_unless_taken(path, candidate)
+            return candidate
         except FileExistsError:
             n += 1
         except FileNotFoundError:
             if not path.exists():
                 return None
-            if made_dir:
+            if made_folder:
                 raise
-            target_dir.mkdir(parents=True, exist_ok=True)  # the day's (or the unit's) first file: not made before
-            made_dir = True
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made_folder = True
 
 
 def _move_unless_taken(source: Path, target: Path) -> None:
