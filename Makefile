@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+	scripts/system-packages
 
 demo: install
 	$(BIN)/nianbao demo
