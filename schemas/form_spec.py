@@ -179,6 +179,22 @@ Rule = Annotated[
 ]
 
 
+class SheetKind(StrEnum):
+    TABLE = "table"  # one of the statutory tables 二, 三, 四
+    NARRATIVE = "narrative"  # the report's prose (一, 五, 六) and the figures section 六 states (信息处理费)
+
+
+class TextSpec(_Frozen):
+    """A text the unit writes into its workbook: the prose of one section of its own annual report."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_.]*$", description="Stable key and defined name, e.g. narrative.overview")
+    sheet: str
+    address: str = Field(pattern=_ADDRESS.pattern)
+    section: str = Field(description="Report section the text is, e.g. 一")
+    label: str
+    max_chars: int = Field(default=30_000, gt=0, le=32_767, description="Excel holds 32,767 characters a cell")
+
+
 class LabelSpec(_Frozen):
     range: str = Field(pattern=_RANGE.pattern)
     text: str
@@ -188,10 +204,99 @@ class LabelSpec(_Frozen):
 class SheetSpec(_Frozen):
     id: str
     name: str = Field(max_length=31, description="Excel sheet name (31 characters at most)")
+    kind: SheetKind = SheetKind.TABLE
     unit_line: str = Field(pattern=_RANGE.pattern, description="Merged range showing the unit and year")
     labels: list[LabelSpec]
     merges: list[str] = Field(default_factory=list, description="Value cells spanning several columns (top-left)")
     column_widths: dict[str, float] = Field(default_factory=dict)
+    row_heights: dict[int, float] = Field(default_factory=dict, description="Tall rows for the texts")
+
+
+class MeasureSpec(_Frozen):
+    """A figure the report talks about: the sum of some cells (新收申请, 不予公开 over its 8 reasons, ...)."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str = Field(description="As a sentence names it, e.g. 新收政府信息公开申请")
+    short: str = Field(default="", description="As a table or a chart names it; default: the label")
+    cells: list[str] = Field(min_length=1)
+    unit: str = "件"
+    group: str | None = Field(default=None, description="Charted together: outcome, applicant")
+    compare: bool = Field(default=False, description="A row of the comparison with last year")
+    breakdown: bool = Field(default=False, description="A column of the per-unit breakdown")
+
+    @property
+    def name(self) -> str:
+        return self.short or self.label
+
+
+class FactSpec(_Frozen):
+    """Sentences made from the figures, by a macro of tasks/templates/report_facts.j2; a coordinator's text may
+    place them with {{placeholder}}."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="The macro's name")
+    placeholder: str = Field(description="Chinese name used in a text, e.g. 依申请公开 for {{依申请公开}}")
+
+
+class ReportSectionSpec(_Frozen):
+    number: str = Field(description="一 … 六")
+    heading: str
+    sheet: str | None = Field(default=None, description="A table section: the sheet it shows")
+    text: str | None = Field(default=None, description="A prose section: the text key that holds it")
+    facts: str | None = Field(default=None, description="Id of the sentences that open the section")
+    facts_unless: str | None = Field(default=None, description="A prose section naming this (信息处理费) states "
+                                     "the fact itself: the sentences are not added")
+    hint: str = Field(default="", description="What belongs in a prose section, shown while it is unwritten")
+
+
+class NarrativeCheck(_Frozen):
+    """N1: a figure the prose states must be one of the table's (收到N件 -> 新收, or 新收+上年结转)."""
+
+    id: str
+    pattern: str = Field(description="Regular expression; its one group is the figure")
+    measures: list[str] = Field(min_length=1, description="The figure may equal any of these measures")
+    title: str
+
+    @model_validator(mode="after")
+    def _one_group(self) -> NarrativeCheck:
+        if re.compile(self.pattern).groups != 1:
+            raise ValueError(f"narrative check {self.id}: the pattern needs exactly one group")
+        return self
+
+
+class SectionPrompt(_Frozen):
+    """What a section must say for some reporting bodies (第五十条: governments report 考核、评议、责任追究)."""
+
+    section: str
+    keywords: list[str] = Field(min_length=1, description="The section says it if it names every keyword")
+    unit_kinds: list[str] = Field(description="Unit kinds it applies to; the county report always")
+    text: str
+
+
+class ChartSpec(_Frozen):
+    """A chart in a report section: a group of measures this year (bars), or measures over the years (trend)."""
+
+    kind: Literal["bars", "trend"]
+    section: str = Field(description="Number of the section it follows, e.g. 三")
+    caption: str
+    group: str | None = Field(default=None, description="bars: the group of measures, e.g. outcome")
+    measures: list[str] = Field(default_factory=list, description="trend: the measures drawn over the years")
+
+
+class ReportSpec(_Frozen):
+    sections: list[ReportSectionSpec] = Field(min_length=1)
+    preface: str = Field(default="", description="Paragraph under the title; {basis}, {year}, {compiled_by} filled")
+    measures: list[MeasureSpec]
+    facts: list[FactSpec] = Field(default_factory=list)
+    narrative_checks: list[NarrativeCheck] = Field(default_factory=list)
+    prompts: list[SectionPrompt] = Field(default_factory=list)
+    charts: list[ChartSpec] = Field(default_factory=list)
+
+    @cached_property
+    def measure_by_id(self) -> dict[str, MeasureSpec]:
+        return {m.id: m for m in self.measures}
+
+    def group(self, name: str) -> list[MeasureSpec]:
+        return [m for m in self.measures if m.group == name]
 
 
 class FormSpec(_Frozen):
@@ -202,7 +307,9 @@ class FormSpec(_Frozen):
     instructions: list[str] = Field(default_factory=list, description="填报说明; {year} and {deadline} are filled")
     sheets: list[SheetSpec] = Field(min_length=1)
     cells: list[CellSpec] = Field(min_length=1)
+    texts: list[TextSpec] = Field(default_factory=list)
     rules: list[Rule]
+    report: ReportSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> FormSpec:
@@ -227,7 +334,50 @@ class FormSpec(_Frozen):
         computed = [r.left[0] for r in self.sum_rules() if r.computes]
         if len(set(computed)) != len(computed):
             raise ValueError("a total is computed by two rules")
+        self._check_texts(sheet_ids, set(keys), places)
+        if self.report is not None:
+            self._check_report(known)
         return self
+
+    def _check_texts(self, sheet_ids: set[str], keys: set[str], places: list[tuple[str, str]]) -> None:
+        text_keys = [t.key for t in self.texts]
+        if len(set(text_keys)) != len(text_keys) or keys & set(text_keys):
+            raise ValueError("a text key is used twice, or is also a cell key")
+        for text in self.texts:
+            if text.sheet not in sheet_ids:
+                raise ValueError(f"text {text.key}: unknown sheet {text.sheet}")
+            if (text.sheet, text.address) in places:
+                raise ValueError(f"text {text.key}: its address is a cell's")
+
+    def _check_report(self, known: set[str]) -> None:
+        assert self.report is not None
+        report = self.report
+        ids = [m.id for m in report.measures]
+        if len(set(ids)) != len(ids):
+            raise ValueError("duplicate measure ids")
+        for measure in report.measures:
+            if unknown := [k for k in measure.cells if k not in known]:
+                raise ValueError(f"measure {measure.id}: unknown cells {unknown}")
+        texts = {t.key for t in self.texts}
+        facts = {f.id for f in report.facts}
+        for section in report.sections:
+            if section.sheet is not None and self.sheet_by_id.get(section.sheet, None) is None:
+                raise ValueError(f"report section {section.number}: unknown sheet {section.sheet}")
+            if section.text is not None and section.text not in texts:
+                raise ValueError(f"report section {section.number}: unknown text {section.text}")
+            if section.facts is not None and section.facts not in facts:
+                raise ValueError(f"report section {section.number}: unknown facts {section.facts}")
+        for check in report.narrative_checks:
+            if unknown := [m for m in check.measures if m not in report.measure_by_id]:
+                raise ValueError(f"narrative check {check.id}: unknown measures {unknown}")
+        numbers = {s.number for s in report.sections}
+        for chart in report.charts:
+            if chart.section not in numbers:
+                raise ValueError(f"chart {chart.caption}: unknown section {chart.section}")
+            if chart.kind == "bars" and not report.group(chart.group or ""):
+                raise ValueError(f"chart {chart.caption}: no measures in group {chart.group}")
+            if unknown := [m for m in chart.measures if m not in report.measure_by_id]:
+                raise ValueError(f"chart {chart.caption}: unknown measures {unknown}")
 
     @cached_property
     def cell_by_key(self) -> dict[str, CellSpec]:
@@ -257,6 +407,17 @@ class FormSpec(_Frozen):
         return ordered
 
     @cached_property
+    def table_sheets(self) -> list[SheetSpec]:
+        """The sheets of the statutory tables, in order (二, 三, 四)."""
+        return [s for s in self.sheets if s.kind is SheetKind.TABLE]
+
+    @cached_property
+    def statutory_cells(self) -> list[CellSpec]:
+        """The cells of the statutory tables: what a published report holds (200 in the 2021 format)."""
+        tables = {s.id for s in self.table_sheets}
+        return [c for c in self.cells if c.sheet in tables]
+
+    @cached_property
     def input_cells(self) -> list[CellSpec]:
         return [c for c in self.cells if c.key not in self.totals]
 
@@ -275,6 +436,9 @@ class FormSpec(_Frozen):
 
     def cells_on(self, sheet_id: str) -> list[CellSpec]:
         return [c for c in self.cells if c.sheet == sheet_id]
+
+    def texts_on(self, sheet_id: str) -> list[TextSpec]:
+        return [t for t in self.texts if t.sheet == sheet_id]
 
 
 def load_form(path: Path = DEFAULT_FORM_FILE) -> FormSpec:

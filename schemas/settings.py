@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     county_name: str = Field(default="示范县", description="County name as it heads the report, e.g. 息县")
     batch_size: int = Field(default=200, ge=1, description="Workbooks per Prefect task when issuing or ingesting")
     max_upload_bytes: int = Field(default=5_000_000, ge=1, description="Largest returned file that is parsed")
+    docx_template: Path | None = Field(default=None, description="The office's own Word template for the reports "
+                                       "(from `nianbao docx-template`); default: the packaged one")
 
     # mail: with no SMTP host, every message is written as an .eml file to the campaign's outbox/mail folder
     smtp_host: str | None = Field(default=None, description="SMTP server; unset: write .eml files instead")
@@ -77,6 +79,9 @@ class Settings(BaseSettings):
 
     def reports_dir(self, year: int) -> Path:
         return self.campaign_dir(year) / "reports"
+
+    def unit_reports_dir(self, year: int) -> Path:
+        return self.outbox_dir(year) / "unit-reports"
 
     def mail_dir(self, year: int) -> Path:
         return self.outbox_dir(year) / "mail"

@@ -122,6 +122,8 @@ class Submission(SQLModel, table=True):
     # is read and written whole, and one row a file (not 200) keeps storing and consolidating fast
     figures: str = Field(default="{}", sa_column=Column(Text, nullable=False),
                          description="Every figure read, as a JSON object of exact decimal texts")
+    texts: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"),
+                       description="The prose of the unit's own report (文字部分), a JSON object by text key")
 
 
 class Report(SQLModel, table=True):
@@ -139,7 +141,29 @@ class Report(SQLModel, table=True):
     approved_by: str | None = Field(default=None, max_length=100, description="Who approved it as final")
     approved_at: datetime | None = None
     review_comment: str = Field(default="", description="The coordinator's comment when the report was sent back")
+    files: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"),
+                                  description="Every file of the report by kind (docx, pdf, annex-html, ...)")
+    notes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"),
+                             description="What to look at before publishing: the prose against the tables, ...")
 
+
+class PublishedFigures(SQLModel, table=True):
+    """The tables of a report published before nianbao was used (year zero), imported from the published file:
+    they seed the next year's 上年结转 and its comparison with last year. unit_code None: the county's report."""
+
+    __table_args__ = (UniqueConstraint("form_id", "year", "unit_code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    form_id: str
+    year: int = Field(index=True)
+    unit_code: str | None = Field(default=None, index=True)
+    title: str = Field(default="", description="The title the published report bears")
+    original_name: str
+    sha256: str = Field(max_length=64)
+    archive_path: str = Field(description="The imported file, archived by its sha256")
+    figures: str = Field(sa_column=Column(Text, nullable=False), description="JSON object of exact decimal texts")
+    notes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    imported_at: datetime = Field(default_factory=utcnow)
 
 class MailStatus(StrEnum):
     PENDING = "pending"  # claimed: being sent right now (or the sender died; see tasks/mail_send.py)

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from schemas.figures import figures_from_text
 from schemas.form_spec import Consolidation, FormSpec
-from schemas.tables import Assignment, Campaign, EventLog, Submission, Unit, UnitKind
+from schemas.tables import Assignment, Campaign, EventLog, PublishedFigures, Submission, Unit, UnitKind
 
 
 class CampaignError(ValueError):
@@ -73,10 +73,15 @@ def accepted_values(*, session: Session, campaign_id: int) -> dict[str, dict[str
 
 
 def previous_year_values(*, session: Session, form: FormSpec, year: int) -> dict[str, dict[str, Decimal]]:
-    """Accepted figures of last year's campaign of the same form, by unit code (empty if there was none)."""
+    """Last year's figures of each unit, by unit code: its accepted return of last year's campaign, or else the
+    tables of its published report of last year, imported (year zero, see tasks/published_import.py)."""
+    imported = session.exec(select(PublishedFigures.unit_code, PublishedFigures.figures).where(
+        PublishedFigures.form_id == form.form_id, PublishedFigures.year == year - 1,
+        col(PublishedFigures.unit_code).is_not(None))).all()
+    values = {code: figures_from_text(text) for code, text in imported if code is not None}
     previous = session.exec(
         select(Campaign).where(Campaign.form_id == form.form_id, Campaign.year == year - 1)
     ).first()
-    if previous is None or previous.id is None:
-        return {}
-    return accepted_values(session=session, campaign_id=previous.id)
+    if previous is not None and previous.id is not None:
+        values.update(accepted_values(session=session, campaign_id=previous.id))
+    return values

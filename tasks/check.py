@@ -80,6 +80,23 @@ def check_values(raw: Mapping[str, RawValue], form: FormSpec, context: CheckCont
     return CheckResult(values, issues)
 
 
+def texts_of(raw: Mapping[str, RawValue], form: FormSpec) -> dict[str, str]:
+    """The texts the unit wrote (its report's prose), line ends made plain and trailing spaces trimmed; empty ones
+    left out. Prose is never an issue: whatever a unit writes there is its own to publish."""
+    texts = {}
+    for spec in form.texts:
+        value = raw.get(spec.key)
+        if value is None or value == "":
+            continue
+        if isinstance(value, float):
+            value = str(int(value)) if value.is_integer() else repr(value)
+        text = str(value).replace("\r\n", "\n").replace("\r", "\n")
+        cleaned = "\n".join(line.rstrip() for line in text.split("\n")).strip()
+        if cleaned:
+            texts[spec.key] = cleaned[:spec.max_chars]
+    return texts
+
+
 def parse_cell(raw: RawValue, cell: CellSpec, sheet: str) -> tuple[Decimal | None, Issue | None]:
     """The exact value of one input cell, or the issue that stops it being one (rule R5)."""
 
@@ -188,6 +205,16 @@ def _sheet_name(form: FormSpec, sheet_id: str, context: CheckContext) -> str:
 def _fmt(value: Decimal) -> str:
     """As a person writes it: 7 not 7.0, 309.0263 as is."""
     return format(value.normalize(), "f")
+
+
+def cross_year(values: Mapping[str, Decimal], previous: Mapping[str, Decimal], form: FormSpec) -> list[Issue]:
+    """The cross-year rules (S3 stock and flow, S4 carry-over) of figures against last year's."""
+    context = CheckContext(previous=previous)
+    issues: list[Issue] = []
+    for rule in form.rules:
+        if isinstance(rule, StockFlowRule | CarryOverRule):
+            issues.extend(_apply(rule, form, dict(values), context))
+    return issues
 
 
 def recheck(values: Mapping[str, Decimal], form: FormSpec) -> list[Issue]:

@@ -1,15 +1,24 @@
-"""The project database: one engine per URL, created tables, SQLite tuned for several writers."""
+"""The project database: one engine per URL, created tables, SQLite tuned for several writers.
+
+A database made by an earlier version of nianbao gets the columns added since (each new column has a default, so
+its rows stay valid); any other change of the tables still needs a new database (there are no migrations yet).
+"""
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateColumn
 from sqlmodel import SQLModel, create_engine
 
 import schemas.tables  # noqa: F401  (registers every table on SQLModel.metadata)
+
+log = logging.getLogger(__name__)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -37,4 +46,26 @@ def get_engine(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     SQLModel.metadata.create_all(engine)
+    _add_new_columns(engine)
     return engine
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """Add to existing tables the columns this version has and the database lacks (ALTER TABLE ... ADD COLUMN)."""
+    inspector = inspect(engine)
+    for table in SQLModel.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable and column.server_default is None:
+                raise RuntimeError(f"the database lacks {table.name}.{column.name}, which has no default: "
+                                   "make a new database for this version of nianbao")
+            ddl = CreateColumn(column).compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}')
+                log.info("database: added column %s.%s", table.name, column.name)
+            except DBAPIError:  # another process added it a moment ago
+                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise

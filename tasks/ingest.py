@@ -5,6 +5,7 @@ The caller archives the bytes first and stores the verdict after; see flows/inge
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -13,7 +14,7 @@ from pathlib import Path
 from schemas.figures import figures_text
 from schemas.form_spec import FormSpec
 from schemas.issues import Issue
-from tasks.check import CheckContext, check_values
+from tasks.check import CheckContext, check_values, texts_of
 from tasks.identity import WorkbookIdentity, verify
 from tasks.workbook_read import read_workbook
 
@@ -64,6 +65,7 @@ class Examination:
     # the figures as stored: a JSON object of exact decimal texts, made where the file was examined (a worker
     # process), so that storing a batch is one row a file and no per-figure work
     figures: str = "{}"
+    texts: str = "{}"  # the prose of the unit's own report, a JSON object by text key
 
     @property
     def accepted(self) -> bool:
@@ -87,8 +89,9 @@ def examine(data: bytes, incoming: Incoming, form: FormSpec, campaign: CampaignK
     context = CheckContext(unit_kind=unit_kinds[unit_code], previous=previous.get(unit_code),
                            sheet_names=raw.sheet_names)
     result = check_values(raw.values, form, context)
+    texts = texts_of(raw.values, form)
     return Examination(incoming, unit_code, [*raw.issues, *result.issues], result.values,
-                       figures_text(result.values))
+                       figures_text(result.values), json.dumps(texts, ensure_ascii=False) if texts else "{}")
 
 
 def _identify(identity: dict[str, str], incoming: Incoming, form: FormSpec, campaign: CampaignKey,

@@ -192,6 +192,7 @@ def _submission_row(campaign_id: int, p: _Planned) -> dict[str, Any]:
         "replaces_id": None if isinstance(p.replaces, _Planned) else p.replaces_id(),
         "error_count": p.errors, "warning_count": len(p.exam.issues) - p.errors,
         "issues": [i.public() for i in p.exam.issues], "figures": p.exam.figures,
+        "texts": p.exam.texts,
     }
 
 

@@ -19,7 +19,7 @@ from xml.sax.saxutils import unescape
 
 import python_calamine
 
-from schemas.form_spec import CellSpec, FormSpec
+from schemas.form_spec import CellSpec, FormSpec, TextSpec
 from schemas.issues import Issue
 from tasks.identity import IDENTITY_SHEET
 from tasks.xlsx_values import (
@@ -178,7 +178,7 @@ class _Plan:
 
     places: tuple[tuple[str, str, int, int], ...]  # key, sheet name, 0-based row and column
     place_of: dict[str, tuple[str, str]]  # key -> (sheet name, address); not to be changed, it is shared
-    unplaced: tuple[tuple[CellSpec, str | None], ...]  # cells whose name is deleted (None) or points nowhere
+    unplaced: tuple[tuple[CellSpec | TextSpec, str | None], ...]  # deleted names (None), names pointing nowhere
     sheets: frozenset[str]  # the sheets the places are on
     sheet_names: dict[str, str]  # the form's sheet id -> the name its cells were found on
 
@@ -227,9 +227,10 @@ def _plan(form: FormSpec, workbook_xml: bytes) -> _Plan:
 def _make_plan(form: FormSpec, by_name: dict[str, str]) -> _Plan:
     places: list[tuple[str, str, int, int]] = []
     place_of: dict[str, tuple[str, str]] = {}
-    unplaced: list[tuple[CellSpec, str | None]] = []
+    unplaced: list[tuple[CellSpec | TextSpec, str | None]] = []
     sheet_names: dict[str, str] = {}
-    for cell in form.cells:
+    specs: list[CellSpec | TextSpec] = [*form.cells, *form.texts]  # a text is found by its name like a figure
+    for cell in specs:
         ref = by_name.get(cell.key)
         where = _parse_reference(ref) if ref else None
         if where is None:

@@ -17,11 +17,12 @@ from openpyxl.cell.cell import Cell
 from openpyxl.formatting.rule import CellIsRule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
 from openpyxl.utils import column_index_from_string
+from openpyxl.utils.cell import coordinate_from_string
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from schemas.form_spec import CellSpec, CellType, FormSpec, SheetSpec, SumEqualsRule
+from schemas.form_spec import CellSpec, CellType, FormSpec, SheetKind, SheetSpec, SumEqualsRule, TextSpec
 from tasks.identity import IDENTITY_SHEET
 
 INSTRUCTIONS_SHEET = "填报说明"
@@ -68,14 +69,46 @@ def build_template(form: FormSpec, year: int, deadline: date) -> WorkbookTemplat
         first = sheet.unit_line.split(":")[0]
         unit_lines.append((sheet.name, first))
     identity = _write_identity_sheet(wb.create_sheet(IDENTITY_SHEET))
-    for cell in form.cells:
-        sheet_name = form.sheet_by_id[cell.sheet].name
-        ref = f"'{sheet_name}'!${cell.column_letter}${cell.row_number}"
-        wb.defined_names[cell.key] = DefinedName(cell.key, attr_text=ref)
+    for key, sheet_id, address in [*((c.key, c.sheet, c.address) for c in form.cells),
+                                   *((t.key, t.sheet, t.address) for t in form.texts)]:
+        column, row = coordinate_from_string(address)
+        ref = f"'{form.sheet_by_id[sheet_id].name}'!${column}${row}"
+        wb.defined_names[key] = DefinedName(key, attr_text=ref)
     wb.active = 0
     buffer = io.BytesIO()
     wb.save(buffer)
     return WorkbookTemplate(form, buffer.getvalue(), UnitSlots(tuple(unit_lines), info, identity))
+
+
+def build_narrative_sheet(form: FormSpec, year: int) -> bytes:
+    """The coordinator's sheet for the county report's prose: the 文字部分 sheet with its texts only (the county's
+    信息处理费 is the sum of the units', not typed here); read back by tasks/narrative_sources.py."""
+    sheet = next(s for s in form.sheets if s.kind is SheetKind.NARRATIVE)
+    texts = form.texts_on(sheet.id)
+    rows = {coordinate_from_string(t.address)[1] for t in texts}
+    wb = Workbook()
+    ws = wb.active
+    ws.title = sheet.name
+    for letter, width in sheet.column_widths.items():
+        ws.column_dimensions[letter].width = width
+    for row, height in sheet.row_heights.items():
+        ws.row_dimensions[row].height = height
+    for label in sheet.labels:
+        top = coordinate_from_string(label.range.split(":")[0])[1]
+        if top > max(rows) or (top > min(rows) and top not in rows):
+            continue  # the figures below the texts are the units' to report
+        if ":" in label.range:
+            ws.merge_cells(label.range)
+        _style(ws[label.range.split(":")[0]], label.text, label.style)
+    ws.merge_cells(sheet.unit_line)
+    _style(ws[sheet.unit_line.split(":")[0]], f"{year}年度县（区）政府信息公开工作年度报告（由政务公开办填写）", "unit")
+    _write_texts(ws, texts)
+    for text in texts:
+        column, row = coordinate_from_string(text.address)
+        wb.defined_names[text.key] = DefinedName(text.key, attr_text=f"'{sheet.name}'!${column}${row}")
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    return buffer.getvalue()
 
 
 def _write_instructions(ws: Worksheet, form: FormSpec, year: int, deadline: date) -> dict[str, tuple[str, str]]:
@@ -108,6 +141,8 @@ def _write_instructions(ws: Worksheet, form: FormSpec, year: int, deadline: date
 def _write_table_sheet(ws: Worksheet, form: FormSpec, sheet: SheetSpec) -> None:
     for letter, width in sheet.column_widths.items():
         ws.column_dimensions[letter].width = width
+    for row, height in sheet.row_heights.items():
+        ws.row_dimensions[row].height = height
     for label in sheet.labels:
         if ":" in label.range:
             ws.merge_cells(label.range)
@@ -121,6 +156,7 @@ def _write_table_sheet(ws: Worksheet, form: FormSpec, sheet: SheetSpec) -> None:
         ws.merge_cells(merged)
         _border_range(ws, merged)
     _write_cells(ws, form, form.cells_on(sheet.id))
+    _write_texts(ws, form.texts_on(sheet.id))
     _write_checks(ws, form, sheet)
     ws.protection.sheet = True
     ws.page_setup.orientation = "landscape"
@@ -132,9 +168,7 @@ def _write_table_sheet(ws: Worksheet, form: FormSpec, sheet: SheetSpec) -> None:
 def _write_cells(ws: Worksheet, form: FormSpec, cells: list[CellSpec]) -> None:
     whole = DataValidation(type="whole", operator="greaterThanOrEqual", formula1="0", allow_blank=False,
                            showErrorMessage=True, errorTitle="填写有误", error="请填写大于或等于0的整数（件数）。")
-    money = DataValidation(type="decimal", operator="greaterThanOrEqual", formula1="0", allow_blank=False,
-                           showErrorMessage=True, errorTitle="填写有误",
-                           error="请填写大于或等于0的金额（单位：万元，最多4位小数）。")
+    money: dict[str, DataValidation] = {}  # one a wording: 万元 with 4 places, 元 with 2
     for cell in cells:
         target = ws[cell.address]
         target.border = _BORDER
@@ -149,13 +183,34 @@ def _write_cells(ws: Worksheet, form: FormSpec, cells: list[CellSpec]) -> None:
         target.protection = Protection(locked=False)
         if cell.type is CellType.DECIMAL:
             target.number_format = "0." + "0" * cell.places
-            money.add(cell.address)
+            unit = "万元" if "万元" in cell.col else "元"
+            error = f"请填写大于或等于0的金额（单位：{unit}，最多{cell.places}位小数）。"
+            money.setdefault(error, DataValidation(type="decimal", operator="greaterThanOrEqual", formula1="0",
+                                                   allow_blank=False, showErrorMessage=True, errorTitle="填写有误",
+                                                   error=error)).add(cell.address)
         else:
             target.number_format = "0"
             whole.add(cell.address)
-    for validation in (whole, money):
+    for validation in (whole, *money.values()):
         if validation.sqref:
             ws.add_data_validation(validation)
+
+
+def _write_texts(ws: Worksheet, texts: list[TextSpec]) -> None:
+    """Text input cells: empty, unlocked, wrapped from the top left, with a length check Excel enforces."""
+    length = DataValidation(type="textLength", operator="lessThanOrEqual", formula1=str(max(
+        (t.max_chars for t in texts), default=1)), allow_blank=True, showErrorMessage=True, errorTitle="内容过长",
+        error="单元格内容过长，请精简或分段后再填写。")
+    for text in texts:
+        target = ws[text.address]
+        target.border = _BORDER
+        target.alignment = Alignment(horizontal="left", vertical="top", wrap_text=True)
+        target.font = Font(name=_FONT, size=11)
+        target.fill = _INPUT_FILL
+        target.protection = Protection(locked=False)
+        length.add(text.address)
+    if texts:
+        ws.add_data_validation(length)
 
 
 def _write_checks(ws: Worksheet, form: FormSpec, sheet: SheetSpec) -> None:

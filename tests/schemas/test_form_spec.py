@@ -62,9 +62,24 @@ def test_reference_files_parse_as_expected() -> None:
 
 def test_packaged_form_has_exactly_the_reference_cells(form: FormSpec) -> None:
     reference = reference_cells()
-    keys = [c.key for c in form.cells]
+    keys = [c.key for c in form.statutory_cells]
     assert len(keys) == len(set(keys)) == 200
     assert set(keys) == set(reference)
+    assert [s.id for s in form.table_sheets] == ["t2", "t3", "t4"]
+
+
+def test_beyond_the_tables_only_the_processing_fee_of_section_six(form: FormSpec) -> None:
+    """The narrative sheet adds what section 六 must state (信息处理费) and the prose of sections 一, 五, 六."""
+    extra = [c for c in form.cells if c not in form.statutory_cells]
+    assert [(c.key, c.sheet, c.table, c.type, c.places) for c in extra] == [
+        ("fee.notices", "t6", "六、", CellType.INT, 0),
+        ("fee.billed_yuan", "t6", "六、", CellType.DECIMAL, 2),
+        ("fee.collected_yuan", "t6", "六、", CellType.DECIMAL, 2)]
+    assert [(t.key, t.section) for t in form.texts] == [
+        ("narrative.overview", "一"), ("narrative.problems", "五"), ("narrative.other", "六")]
+    assert form.report is not None
+    prose = {s.number: s.text for s in form.report.sections if s.text}
+    assert prose == {t.section: t.key for t in form.texts}
 
 
 @pytest.mark.parametrize("key", sorted(reference_cells()))
@@ -83,11 +98,12 @@ def test_cell_labels_and_type_match_reference(form: FormSpec, key: str) -> None:
 
 def test_fee_is_the_only_decimal_with_four_places(form: FormSpec) -> None:
     decimals = [c for c in form.cells if c.type is CellType.DECIMAL]
-    assert [(c.key, c.places) for c in decimals] == [("active.fees.amount_wan", 4)]
+    assert [(c.key, c.places) for c in decimals] == [
+        ("active.fees.amount_wan", 4), ("fee.billed_yuan", 2), ("fee.collected_yuan", 2)]
 
 
 def test_cell_count_split_into_inputs_and_totals(form: FormSpec) -> None:
-    assert len(form.input_cells) == 166
+    assert len(form.input_cells) == 166 + 3
     assert len(form.totals) == 34
     assert {c.key for c in form.input_cells}.isdisjoint(form.totals)
 
@@ -230,9 +246,39 @@ def _unknown_field(data: dict[str, Any]) -> None:
     data["cells"][0]["colour"] = "yellow"
 
 
+def _text_on_a_cell(data: dict[str, Any]) -> None:
+    data["texts"][0]["address"] = "B8"  # fee.notices
+
+
+def _text_key_of_a_cell(data: dict[str, Any]) -> None:
+    data["texts"][0]["key"] = "fee.notices"
+
+
+def _measure_of_unknown_cell(data: dict[str, Any]) -> None:
+    data["report"]["measures"][0]["cells"] = ["apply.no_such_cell"]
+
+
+def _section_of_unknown_text(data: dict[str, Any]) -> None:
+    data["report"]["sections"][0]["text"] = "narrative.nothing"
+
+
+def _narrative_check_without_group(data: dict[str, Any]) -> None:
+    data["report"]["narrative_checks"][0]["pattern"] = "收到[0-9]+件"
+
+
+def _narrative_check_of_unknown_measure(data: dict[str, Any]) -> None:
+    data["report"]["narrative_checks"][0]["measures"] = ["nothing"]
+
+
 @pytest.mark.parametrize(
     ("breaker", "reason"),
     [
+        (_text_on_a_cell, "its address is a cell's"),
+        (_text_key_of_a_cell, "also a cell key"),
+        (_measure_of_unknown_cell, "apply.no_such_cell"),
+        (_section_of_unknown_text, "unknown text narrative.nothing"),
+        (_narrative_check_without_group, "exactly one group"),
+        (_narrative_check_of_unknown_measure, "unknown measures ['nothing']"),
         (_unknown_cell_in_rule, "review.no_such_cell"),
         (_duplicate_key, "duplicate cell keys"),
         (_same_address, "two cells share one address"),

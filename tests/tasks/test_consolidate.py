@@ -95,7 +95,7 @@ def test_figures_json(form: FormSpec, per_unit: dict[str, dict[str, Decimal]]) -
     assert (data["year"], data["units_expected"], data["units_accepted"]) == (2021, 4, 3)
     cells = data["cells"]
     assert isinstance(cells, dict)
-    assert set(cells) == {c.key for c in form.cells} and len(cells) == 200
+    assert set(cells) == {c.key for c in form.cells} and len(cells) == 200 + 3  # with the 信息处理费 figures
     for cell in form.cells:
         value = cells[cell.key]
         if cell.type is CellType.INT:

@@ -18,7 +18,7 @@ from cli.simulate import fill_by_names
 from schemas.form_spec import CellType, FormSpec
 from schemas.settings import Settings
 from schemas.tables import Campaign
-from tasks.check import check_values
+from tasks.check import check_values, texts_of
 from tasks.db import get_engine
 from tasks.identity import IDENTITY_SHEET, WorkbookIdentity, verify
 from tasks.issue_workbooks import IssuedWorkbook, UnitToIssue, units_to_issue, workbook_file_name, write_workbooks
@@ -32,6 +32,7 @@ DEADLINE = date(2022, 1, 20)
 SECRET = "test-secret"
 CAMPAIGN_ID = 7
 TABLE_SHEETS = ["表二 主动公开", "表三 依申请公开", "表四 复议诉讼"]
+NARRATIVE_SHEET = "文字部分"
 UNITS = [
     UnitToIssue(1, "T001", "城关镇",
                 {"apply.carried.natural_person": Decimal(2), "apply.carried.legal_service": Decimal(1)}),
@@ -87,27 +88,46 @@ def test_file_name_is_safe() -> None:
 
 
 def test_sheets_and_hidden_identity(book: openpyxl.Workbook) -> None:
-    assert book.sheetnames[:4] == [INSTRUCTIONS_SHEET, *TABLE_SHEETS]
+    assert book.sheetnames[:5] == [INSTRUCTIONS_SHEET, *TABLE_SHEETS, NARRATIVE_SHEET]
     assert IDENTITY_SHEET in book.sheetnames
     assert book[IDENTITY_SHEET].sheet_state == "veryHidden"
-    for name in [INSTRUCTIONS_SHEET, *TABLE_SHEETS]:
+    for name in [INSTRUCTIONS_SHEET, *TABLE_SHEETS, NARRATIVE_SHEET]:
         assert book[name].sheet_state == "visible"
     assert book.active.title == INSTRUCTIONS_SHEET
 
 
 def test_all_sheets_are_protected(book: openpyxl.Workbook) -> None:
-    for name in [INSTRUCTIONS_SHEET, *TABLE_SHEETS, IDENTITY_SHEET]:
+    for name in [INSTRUCTIONS_SHEET, *TABLE_SHEETS, NARRATIVE_SHEET, IDENTITY_SHEET]:
         assert book[name].protection.sheet is True, name
 
 
 def test_defined_names_point_at_the_form_addresses(book: openpyxl.Workbook, form: FormSpec) -> None:
     names = dict(book.defined_names.items())
-    assert set(names) == {c.key for c in form.cells}
-    assert len(names) == 200
+    assert set(names) == {c.key for c in form.cells} | {t.key for t in form.texts}
+    assert len(names) == 200 + 3 + 3  # the statutory cells, the 信息处理费 figures, the three texts
     for cell in form.cells:
         destinations = list(names[cell.key].destinations)
         sheet_name = form.sheet_by_id[cell.sheet].name
         assert destinations == [(sheet_name, f"${cell.column_letter}${cell.row_number}")], cell.key
+    for text in form.texts:
+        column, row = re.fullmatch(r"([A-Z]+)([0-9]+)", text.address).groups()  # type: ignore[union-attr]
+        assert list(names[text.key].destinations) == [(NARRATIVE_SHEET, f"${column}${row}")], text.key
+
+
+def test_narrative_sheet_takes_the_prose_and_the_processing_fee(book: openpyxl.Workbook, form: FormSpec) -> None:
+    ws = book[NARRATIVE_SHEET]
+    for text in form.texts:
+        target = ws[text.address]
+        assert target.value is None and target.protection.locked is False, text.key
+        assert target.alignment.wrap_text and target.alignment.vertical == "top"
+        assert ws[f"A{target.row}"].value == text.label  # the section's heading beside it
+    assert ws.row_dimensions[4].height >= 200  # room to see a page of 总体情况
+    for key in ("fee.notices", "fee.billed_yuan", "fee.collected_yuan"):
+        assert ws[form.cell_by_key[key].address].value == 0
+        assert ws[form.cell_by_key[key].address].protection.locked is False
+    errors = {v.error for v in ws.data_validations.dataValidation if v.type == "decimal"}
+    assert errors == {"请填写大于或等于0的金额（单位：元，最多2位小数）。"}
+    assert [v.type for v in ws.data_validations.dataValidation if v.type == "textLength"] == ["textLength"]
 
 
 def test_inputs_unlocked_and_totals_locked_sum_formulas(book: openpyxl.Workbook, form: FormSpec) -> None:
@@ -147,6 +167,9 @@ def test_data_validation_covers_every_input_cell(book: openpyxl.Workbook, form: 
         whole: set[str] = set()
         decimal: set[str] = set()
         for validation in ws.data_validations.dataValidation:
+            if validation.type == "textLength":  # the texts' length check
+                assert _sqref_cells(validation.sqref) == {t.address for t in form.texts_on(sheet.id)}
+                continue
             assert validation.operator == "greaterThanOrEqual"
             assert validation.formula1 == "0"
             assert validation.showErrorMessage
@@ -220,7 +243,22 @@ def test_opens_with_calamine(issued: list[IssuedWorkbook], form: FormSpec) -> No
     raw = read_workbook(Path(issued[0].path).read_bytes(), form, "x.xlsx")
     assert raw.issues == []
     assert raw.identity is not None and raw.identity["unit_code"] == "T001"
-    assert set(raw.values) == {c.key for c in form.cells}
+    assert set(raw.values) == {c.key for c in form.cells} | {t.key for t in form.texts}
+    assert texts_of(raw.values, form) == {}  # nothing written yet
+
+
+def test_round_trip_of_the_prose(issued: list[IssuedWorkbook], form: FormSpec, tmp_path: Path) -> None:
+    """What a clerk pastes into 文字部分 comes back as written: paragraphs on their lines, Windows line ends made
+    plain, trailing spaces dropped; a section left empty is not there."""
+    prose = {"narrative.overview": "（一）主动公开情况\r\n本年度主动公开政府信息120条。  \r\n\r\n（二）依申请公开情况",
+             "narrative.other": "本年度未收取信息处理费。"}
+    filled = fill_by_names(Path(issued[1].path), tmp_path / "prose.xlsx", {**valid_figures(form), **prose})
+    raw = read_workbook(filled.read_bytes(), form, filled.name)
+    assert raw.issues == []
+    assert texts_of(raw.values, form) == {
+        "narrative.overview": "（一）主动公开情况\n本年度主动公开政府信息120条。\n\n（二）依申请公开情况",
+        "narrative.other": "本年度未收取信息处理费。"}
+    assert check_values(raw.values, form).issues == []
 
 
 def test_round_trip_through_a_filled_workbook(issued: list[IssuedWorkbook], form: FormSpec, tmp_path: Path) -> None:
@@ -231,7 +269,7 @@ def test_round_trip_through_a_filled_workbook(issued: list[IssuedWorkbook], form
     assert raw.identity is not None and raw.identity["unit_code"] == "D001"
     result = check_values(raw.values, form)
     assert result.issues == []
-    assert len(form.input_cells) == 166
+    assert len(form.input_cells) == 169
     assert {c.key: result.values[c.key] for c in form.input_cells} == figures
     assert result.values["active.fees.amount_wan"] == Decimal("309.0263")
     assert result.values["review.total"] == Decimal(3)
