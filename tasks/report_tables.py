@@ -26,8 +26,8 @@ class TableGrid(BaseModel):
 
 
 def table_grids(form: FormSpec, values: Mapping[str, Decimal]) -> list[TableGrid]:
-    """One grid per table sheet: labels as laid out in the form, figures in their cells; checks left out."""
-    return [_grid(form, sheet, values) for sheet in form.sheets]
+    """One grid per statutory table: labels as laid out in the form, figures in their cells; checks left out."""
+    return [_grid(form, sheet, values) for sheet in form.table_sheets]
 
 
 def format_value(form: FormSpec) -> Callable[[str, Decimal], str]:
@@ -75,3 +75,10 @@ def _grid(form: FormSpec, sheet: SheetSpec, values: Mapping[str, Decimal]) -> Ta
         if row:
             rows.append(row)
     return TableGrid(title=title, rows=rows)
+
+
+def list_grid(title: str, header: list[str], rows: list[list[str]], numbers_from: int) -> TableGrid:
+    """A plain table: one heading row, then rows whose cells from column numbers_from on are figures."""
+    head = [GridCell(text=text, header=True) for text in header]
+    body = [[GridCell(text=text, number=i >= numbers_from) for i, text in enumerate(row)] for row in rows]
+    return TableGrid(title=title, rows=[head, *body])

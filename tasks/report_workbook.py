@@ -35,7 +35,7 @@ def summary_workbook(form: FormSpec, title: str, county: dict[str, Decimal], uni
     patcher = XlsxPatcher(_template(form))
     fmt = format_value(form)
     patches: dict[str, dict[str, CellValue]] = {}
-    for sheet in form.sheets:
+    for sheet in form.table_sheets:
         cells: dict[str, CellValue] = {sheet.unit_line.split(":")[0]: title}
         for cell in form.cells_on(sheet.id):
             cells[cell.address] = Decimal(fmt(cell.key, county[cell.key]))
@@ -56,7 +56,7 @@ def summary_workbook(form: FormSpec, title: str, county: dict[str, Decimal], uni
 def _template(form: FormSpec) -> bytes:
     wb = Workbook()
     wb.remove(wb.active)
-    for sheet in form.sheets:
+    for sheet in form.table_sheets:
         ws = wb.create_sheet(sheet.name)
         for letter, width in sheet.column_widths.items():
             ws.column_dimensions[letter].width = width
