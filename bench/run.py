@@ -482,11 +482,14 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 def report_plain(form: FormSpec, year: int) -> dict[str, Any]:
-    """The report's steps as plain calls: load the accepted figures, consolidate, render (HTML, xlsx, JSON)."""
+    """The report's steps as plain calls: load the accepted figures, consolidate, build the report and annex, render
+    them as HTML with the summary workbook and JSON (the Word and PDF files are timed apart, by `publication`)."""
+    from datetime import datetime
+
     from sqlmodel import Session
 
     from flows.common import engine
-    from flows.compile_report import load_inputs, render_outputs
+    from flows.compile_report import CHINA, build_documents, load_inputs, render_outputs
     from schemas.settings import get_settings
     from tasks.campaigns import accepted_values, get_campaign
     from tasks.consolidate import consolidate
@@ -497,15 +500,57 @@ def report_plain(form: FormSpec, year: int) -> dict[str, Any]:
             assert campaign.id is not None
             return accepted_values(session=session, campaign_id=campaign.id), campaign.designated_unit_code, 0
 
+    now = datetime.now(CHINA)
     (per_unit, designated, _), load_s = timed(load)
     county, consolidate_s = timed(lambda: consolidate(form, year, per_unit, len(per_unit), designated))
     inputs, inputs_s = timed(lambda: load_inputs.fn(year))
-    _, render_s = timed(lambda: render_outputs.fn(year, inputs, county, None, get_settings().county_name,
-                                                   "bench-plain"))
+    documents, build_s = timed(lambda: build_documents.fn(year, inputs, county, {}, "", get_settings().county_name,
+                                                          "bench-plain", now))
+    _, render_s = timed(lambda: render_outputs.fn(year, inputs, county, documents, "bench-plain", now, ()))
     return {"load_accepted_s": load_s, "consolidate_s": consolidate_s, "load_inputs_with_status_s": inputs_s,
-            "render_s": render_s, "units": len(per_unit), "issues": len(county.issues),
+            "build_s": build_s, "render_s": render_s, "units": len(per_unit), "issues": len(county.issues),
             "consolidation_total_s": load_s + consolidate_s,
-            "pipeline_s": inputs_s + consolidate_s + render_s}  # what the flow's tasks do, minus record-report
+            "pipeline_s": inputs_s + consolidate_s + build_s + render_s}  # the flow's tasks, minus record-report
+
+
+def publication_plain(form: FormSpec, year: int, units: int = 10) -> dict[str, Any]:
+    """What each publication format costs, as plain calls: the county report (charts included in its build) in
+    HTML, Word and PDF, and units' own reports (build and write) in HTML alone, with Word, with PDF."""
+    from datetime import datetime
+
+    from sqlmodel import Session
+
+    from flows.common import engine
+    from flows.compile_report import CHINA, build_documents, consolidate_task, load_inputs
+    from schemas.settings import get_settings
+    from tasks.campaigns import get_campaign
+    from tasks.publication import write_publication
+    from tasks.unit_reports import load_unit_sources, write_unit_report
+
+    inputs = load_inputs.fn(year)
+    county = consolidate_task.fn(year, inputs)
+    documents, build_s = timed(lambda: build_documents.fn(year, inputs, county, {}, "", get_settings().county_name,
+                                                          "bench", datetime.now(CHINA)))
+    with Session(engine()) as session:
+        campaign = get_campaign(session=session, form=form, year=year)
+        codes = sorted(inputs.figures)[:units]
+        sources = load_unit_sources(session=session, form=form, campaign=campaign, codes=codes)
+    report_ms: dict[str, float] = {}
+    unit_ms: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        html_s = timed(lambda: write_publication(documents.report, folder / "r", (), []))[1]
+        report_ms["html"] = html_s * 1000
+        for fmt in ("docx", "pdf"):  # each alone: the time of that format on top of the HTML page
+            started = time.perf_counter()
+            write_publication(documents.report, folder / f"r-{fmt}", (fmt,), [])
+            report_ms[fmt] = (time.perf_counter() - started - html_s) * 1000
+        for label, formats in (("html", ()), ("docx", ("docx",)), ("pdf", ("docx", "pdf"))):
+            started = time.perf_counter()
+            for source in sources:
+                write_unit_report(form, year, source, folder / label, formats)
+            unit_ms[label] = (time.perf_counter() - started) * 1000 / max(len(sources), 1)
+    return {"build_s": build_s, "report_ms": report_ms, "unit_ms": unit_ms, "units": len(sources)}
 
 
 def compare_county(form: FormSpec, figures: Mapping[str, object], expected: Mapping[str, Decimal]) -> list[str]:
@@ -766,20 +811,29 @@ def main_run(n: int, seed: int, keep: bool, probes: bool) -> int:
 
     from flows.compile_report import compile_report
 
-    report, first_report_s = timed(lambda: compile_report(YEAR))
-    report_calls = [first_report_s] + [timed(lambda: compile_report(YEAR))[1] for _ in range(REPORT_REPEATS - 1)]
+    # the consolidation target is timed on the HTML report; the Word and PDF files are timed apart (publication)
+    report, first_report_s = timed(lambda: compile_report(YEAR, formats=[]))
+    report_calls = [first_report_s] + [timed(lambda: compile_report(YEAR, formats=[]))[1]
+                                       for _ in range(REPORT_REPEATS - 1)]
     report_s = statistics.median(report_calls)  # the flow's time varies run to run; the first call also imports
     mismatched = compare_county(form, report.figures, expected)
     plain_report = report_plain(form, YEAR)
+    full_report, full_report_s = timed(lambda: compile_report(YEAR))
+    publication = publication_plain(form, YEAR)
     results["report"] = {"flow_s": report_s, "flow_calls_s": report_calls,
                          "units_accepted": report.units_accepted, "errors": report.errors,
                          "county_figures_match_generated": not mismatched, "mismatched_cells": mismatched[:5],
-                         "plain": plain_report}
+                         "plain": plain_report, "all_formats_flow_s": full_report_s,
+                         "all_formats_files": sorted(full_report.files), "publication": publication}
     calls = ", ".join(f"{c:.2f}" for c in report_calls)
     say(f"[6/7] compile-report flow: median {report_s:.2f} s of {len(report_calls)} calls ({calls} s) for "
         f"{report.units_accepted} units; plain: load "
         f"{plain_report['load_accepted_s'] * 1000:.0f} ms + consolidate {plain_report['consolidate_s'] * 1000:.0f} ms"
         f", render {plain_report['render_s'] * 1000:.0f} ms; county figures match: {not mismatched}")
+    say(f"      with Word and PDF: {full_report_s:.2f} s; plain: report html {publication['report_ms']['html']:.0f} ms,"
+        f" docx {publication['report_ms']['docx']:.0f} ms, pdf {publication['report_ms']['pdf']:.0f} ms; "
+        f"a unit's own report {publication['unit_ms']['html']:.0f} / {publication['unit_ms']['docx']:.0f} / "
+        f"{publication['unit_ms']['pdf']:.0f} ms (html / +docx / +pdf, mean of {publication['units']})")
 
     memory: dict[str, Any] = {"skipped": not probes}
     if probes:
@@ -862,6 +916,11 @@ def print_table(results: Mapping[str, Any]) -> None:
                                        f"{rep['plain']['load_accepted_s'] * 1000:.0f} + consolidate "
                                        f"{rep['plain']['consolidate_s'] * 1000:.0f})"),
         ("REPORT plain render", f"{rep['plain']['render_s'] * 1000:.0f} ms"),
+        ("REPORT flow with Word and PDF", f"{rep['all_formats_flow_s']:.2f} s"),
+        ("county report docx / pdf (plain, beyond html)", f"{rep['publication']['report_ms']['docx']:.0f} / "
+                                                         f"{rep['publication']['report_ms']['pdf']:.0f} ms"),
+        ("unit report html / +docx / +docx+pdf", " / ".join(f"{rep['publication']['unit_ms'][k]:.0f}"
+                                                             for k in ("html", "docx", "pdf")) + " ms a unit"),
         ("REPORT plain pipeline (load+status, consolidate, render)", f"{rep['plain']['pipeline_s']:.2f} s"),
     ]
     if "ratio" in mem:

@@ -25,6 +25,12 @@ def form_for(form_id: str = "xxgk-annual", version: str = "2021") -> FormSpec:
     return get_form(form_id, version)
 
 
+def docx_template_bytes() -> bytes | None:
+    """The office's own Word template (NIANBAO_DOCX_TEMPLATE), or None for the packaged one."""
+    path = get_settings().docx_template
+    return path.read_bytes() if path is not None else None
+
+
 def batches(items: Sequence[T], size: int) -> Iterator[list[T]]:
     """Consecutive slices of at most size items: one Prefect task per slice, never one per item."""
     for start in range(0, len(items), size):

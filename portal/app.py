@@ -4,6 +4,7 @@
   POST /u/{token}            upload a workbook; answered by a redirect to its result (POST-redirect-GET)
   GET  /u/{token}/result     the verdict: receipt, or the issue list (sheet, cell, rule, expected, found)
   GET  /u/{token}/workbook   the unit's issued workbook again
+  GET  /u/{token}/report.(docx|pdf|html)   the unit's own annual report, made from its accepted return
 
 Any wrong, altered or expired link, and any other address, gets the same plain 404 page.
 """
@@ -31,6 +32,8 @@ from portal.upload import BadForm, TooLarge, read_upload
 from schemas.settings import Settings, get_settings
 
 HERE = Path(__file__).parent
+REPORT_TYPES = {"docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "pdf": "application/pdf", "html": "text/html; charset=utf-8"}
 CSS = (HERE / "static" / "portal.css").read_bytes()
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "status": status, "deadline": china_date(link.deadline),
                 "days_note": "" if status.code == "accepted" else days_note,
                 "post_url": base, "workbook_url": f"{base}/workbook",
+                "report_urls": {fmt: f"{base}/report.{fmt}" for fmt in REPORT_TYPES} if status.has_accepted else {},
                 "csrf": csrf.form_value(nonce, link.token, link.secret),
                 "max_size": _size_text(settings.max_upload_bytes)}
 
@@ -184,6 +188,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404)
         return FileResponse(path, filename=path.name,
                             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+    @app.get("/u/{token}/report.{fmt}")
+    async def unit_report(token: str, fmt: str) -> Response:
+        link = await run_in_threadpool(link_or_404, token)
+        if fmt not in REPORT_TYPES:
+            raise HTTPException(404)
+        path = await run_in_threadpool(service.unit_report, link, fmt)
+        if path is None:
+            return message(503 if service.status(link).has_accepted else 404, "年度报告暂不能下载",
+                           "本单位尚无审核通过的报送，或该格式暂时无法生成。",
+                           "请先报送并通过审核；如已通过，请改为下载其他格式，或联系县政府办公室（政务公开办）。",
+                           back=f"/u/{link.token}")
+        return FileResponse(path, filename=path.name, media_type=REPORT_TYPES[fmt])
 
     app.add_middleware(SecurityHeaders)
     return app

@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
@@ -55,6 +57,7 @@ class StatusView:
     css: str
     last: str | None
     issue_count: int
+    has_accepted: bool = False  # an accepted return counts: the unit's own report can be downloaded
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class PortalService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine: Engine = get_engine(settings.db_url)
+        self._report_lock = threading.Lock()
 
     def resolve(self, token: str, now: datetime | None = None) -> UnitLink | None:
         """The link if the token is genuine, unexpired and names a unit of the campaign; None for anything else."""
@@ -108,7 +112,27 @@ class PortalService:
                        if r.unit == link.unit_code)
         css = {"accepted": "ok", "rejected": "bad", "missing": "late"}.get(row.status, "")
         return StatusView(row.status, STATUS_CHINESE[row.status], css,
-                          china_time(row.last_submission_at) if row.last_submission_at else None, row.issue_count)
+                          china_time(row.last_submission_at) if row.last_submission_at else None, row.issue_count,
+                          row.has_accepted)
+
+    def unit_report(self, link: UnitLink, fmt: str) -> Path | None:
+        """The unit's own annual report (html, docx or pdf) of its accepted return, written on first asking;
+        None when there is no accepted return or the format cannot be made here (no Chinese font for a PDF)."""
+        from tasks.unit_reports import load_unit_sources, unit_report_stem, write_unit_report  # Word and PDF
+
+        form = get_form(link.form_id, link.form_version)
+        with Session(self.engine) as session:
+            campaign = session.get_one(Campaign, link.campaign_id)
+            sources = load_unit_sources(session=session, form=form, campaign=campaign, codes=[link.unit_code])
+        if not sources:
+            return None
+        folder = self.settings.unit_reports_dir(link.year)
+        path = unit_report_stem(folder, link.year, sources[0]).with_suffix(f".{fmt}")
+        with self._report_lock:  # one at a time: a PDF takes a second and a good deal of memory
+            if not path.is_file():
+                template = self.settings.docx_template.read_bytes() if self.settings.docx_template else None
+                write_unit_report(form, link.year, sources[0], folder, (fmt,) if fmt != "html" else (), template)
+        return path if path.is_file() else None
 
     def history(self, link: UnitLink, limit: int = 10) -> list[HistoryRow]:
         with Session(self.engine) as session:

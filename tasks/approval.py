@@ -28,6 +28,7 @@ def approve_report(*, session: Session, campaign: Campaign, report: Report, appr
     _check(campaign, report, approver)
     report.html_path, report.xlsx_path, report.json_path = (
         _final_copy(report.html_path), _final_copy(report.xlsx_path), _final_copy(report.json_path))
+    report.files = {kind: _final_copy(path) for kind, path in report.files.items()}
     report.kind, report.approved_by, report.approved_at = "final", approver, at
     campaign.state = CampaignState.APPROVED
     session.add(report)

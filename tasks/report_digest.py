@@ -30,6 +30,9 @@ KEY_FIGURES = (
     "review.total", "litigation.direct.total", "litigation.after_review.total",
 )
 KIND_CHINESE = {"draft": "草稿", "final": "正式（已批准）"}
+FILE_NAMES = {"html": "报告（网页）", "docx": "报告（Word）", "pdf": "报告（PDF）",
+              "annex-html": "汇总情况说明（网页）", "annex-docx": "汇总情况说明（Word）",
+              "annex-pdf": "汇总情况说明（PDF）", "xlsx": "汇总表（Excel）", "json": "汇总数据（JSON）"}
 
 
 class ReportDigest(BaseModel):
@@ -43,6 +46,7 @@ class ReportDigest(BaseModel):
     rules_checked: int
     failed_checks: list[str] = Field(description="Chinese message of every sum rule the county figures break")
     missing: list[str] = Field(description="Units without an accepted return: 名称（代码）")
+    notes: list[str] = Field(default_factory=list, description="What to look at before publishing (Chinese)")
     files: list[tuple[str, str]] = Field(description="(Chinese name, path) of the report's files")
     approved_by: str | None = None
     approved_at: datetime | None = None
@@ -86,12 +90,23 @@ def build_digest(form: FormSpec, year: int, report: Report, cells: dict[str, str
         units_expected=report.units_expected, units_accepted=report.units_accepted, key_figures=figures,
         rules_checked=len(list(form.sum_rules())), failed_checks=[i.message for i in recheck(values, form)],
         missing=missing,
-        files=[("报告（HTML）", report.html_path), ("汇总表（Excel）", report.xlsx_path),
-               ("汇总数据（JSON）", report.json_path)],
+        files=_files(report), notes=list(report.notes),
         approved_by=report.approved_by,
         approved_at=_china(report.approved_at) if report.approved_at else None,
         review_comment=report.review_comment,
     )
+
+
+def _files(report: Report) -> list[tuple[str, str]]:
+    """(Chinese name, path) of every file of the report, the report first; reports compiled before it had files
+    of every format list their three."""
+    files = report.files or {"html": report.html_path, "xlsx": report.xlsx_path, "json": report.json_path}
+    return [(FILE_NAMES.get(kind, kind), files[kind]) for kind in sorted(files, key=_file_order)]
+
+
+def _file_order(kind: str) -> int:
+    order = list(FILE_NAMES)
+    return order.index(kind) if kind in order else len(order)
 
 
 def digest_markdown(digest: ReportDigest, *, with_files: bool = True) -> str:
@@ -112,6 +127,9 @@ def digest_markdown(digest: ReportDigest, *, with_files: bool = True) -> str:
         lines += [f"- {message}" for message in digest.failed_checks]
     else:
         lines.append(f"{digest.rules_checked} 条勾稽规则全部通过。")
+    if digest.notes:
+        lines += ["", f"### 发布前请注意（{len(digest.notes)}处）", ""]
+        lines += [f"- {note}" for note in digest.notes]
     lines += ["", "### 尚未通过审核的单位", ""]
     lines += [f"- {unit}" for unit in digest.missing] if digest.missing else ["无：全部单位均已通过审核。"]
     if with_files:

@@ -186,7 +186,7 @@ def test_round_trip_consolidates_every_cell(settings: Settings, units_file: Path
 
     cells = report.figures["cells"]
     assert isinstance(cells, dict)
-    assert set(cells) == {c.key for c in form.cells} and len(cells) == 200
+    assert set(cells) == {c.key for c in form.cells} and len(cells) == 200 + 3  # with the 信息处理费 figures
     designated = [c for c in form.cells if c.consolidation is Consolidation.DESIGNATED]
     assert {c.key for c in designated} >= {"active.normative.issued", "active.fees.amount_wan"}
     for cell in form.cells:

@@ -1,0 +1,83 @@
+"""Write every unit's own annual report from its accepted return (or the reports of the units named).
+
+The files go to the campaign's outbox (outbox/unit-reports/CODE/SUBMISSION/); a table artifact lists each unit's files
+and what its prose gets wrong, so the coordinator can tell a unit before it publishes.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+from sqlmodel import Session
+
+from flows.common import as_is, batches, docx_template_bytes, engine, form_for
+from flows.run_names import run_name
+from schemas.settings import get_settings
+from schemas.tables import EventLog
+from tasks.campaigns import get_campaign
+from tasks.progress import artifact_key
+from tasks.publication import PUBLICATION_FORMATS
+from tasks.unit_reports import UnitReportSource, load_unit_sources, write_unit_report
+
+BATCH = 25  # unit reports per task: a PDF takes about half a second
+
+
+class UnitReport(BaseModel):
+    code: str
+    name: str
+    submission_id: int
+    files: dict[str, str]
+    notes: list[str]
+
+
+class UnitReportsSummary(BaseModel):
+    year: int
+    reports: list[UnitReport]
+    missing: list[str]  # units named that have no accepted return
+
+
+@task(name="load-unit-returns", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def load_sources(year: int, units: list[str] | None) -> list[UnitReportSource]:
+    with Session(engine()) as session:
+        campaign = get_campaign(session=session, form=form_for(), year=year)
+        return load_unit_sources(session=session, form=form_for(), campaign=campaign, codes=units)
+
+
+@task(name="write-unit-reports", cache_policy=NO_CACHE)
+def write_batch(year: int, sources: list[UnitReportSource], formats: tuple[str, ...]) -> list[UnitReport]:
+    """Write the reports of a batch of units and record each in the audit log."""
+    folder, template = get_settings().unit_reports_dir(year), docx_template_bytes()
+    reports = []
+    for source in sources:
+        files, notes = write_unit_report(form_for(), year, source, folder, formats, template)
+        reports.append(UnitReport(code=source.code, name=source.name, submission_id=source.submission_id,
+                                  files=files, notes=notes))
+    with Session(engine()) as session:
+        campaign = get_campaign(session=session, form=form_for(), year=year)
+        for report in reports:
+            session.add(EventLog(campaign_id=campaign.id, unit_code=report.code, kind="unit_report.written",
+                                 detail={"submission_id": report.submission_id, "files": sorted(report.files),
+                                         "notes": len(report.notes)}))
+        session.commit()
+    return reports
+
+
+@flow(name="unit-reports", flow_run_name=run_name("单位年度报告"))
+def unit_reports(year: int, units: list[str] | None = None, formats: list[str] | None = None) -> UnitReportsSummary:
+    """Write the annual report of every unit with an accepted return (or of the units named)."""
+    wanted = tuple(PUBLICATION_FORMATS if formats is None else [f for f in PUBLICATION_FORMATS if f in formats])
+    sources = load_sources(year, units)
+    reports: list[UnitReport] = []
+    for batch in batches(sources, BATCH):
+        reports += write_batch(year, as_is(batch), wanted)
+    found = {r.code for r in reports}
+    missing = [code for code in units or [] if code not in found]
+    create_table_artifact(
+        [{"单位代码": r.code, "单位名称": r.name, "文件": "、".join(sorted(r.files)),
+          "需注意": "；".join(r.notes) or "无"} for r in reports],
+        key=artifact_key(year, "unit-reports"), description=f"{year}年度各单位年度报告（{len(reports)}份）")
+    get_run_logger().info("unit reports %s: %d written, %d without an accepted return", year, len(reports),
+                          len(missing))
+    return UnitReportsSummary(year=year, reports=reports, missing=missing)
