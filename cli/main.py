@@ -5,6 +5,10 @@
   nianbao ingest --year Y [--inbox DIR]   check and store every returned workbook in the inbox
   nianbao status --year Y [--json]        where every unit stands
   nianbao report --year Y [--text F]      compile the county report (HTML, summary workbook, JSON)
+  nianbao unit-reports --year Y [--unit C] each unit's own annual report from its accepted return
+  nianbao import-report --year Y FILE     last year's published report, as year zero (carry-over, comparison)
+  nianbao narrative-sheet --year Y        the coordinator's sheet for the report's prose (sections 一, 五, 六)
+  nianbao docx-template FILE              the packaged Word template, to edit (NIANBAO_DOCX_TEMPLATE)
   nianbao chase --year Y [--dry-run]      remind late units, escalate overdue ones, mail the digest
   nianbao demo                            a whole year on a demo county, end to end
   nianbao portal [--host H] [--port P]    the upload page units open through their personal links
@@ -80,7 +84,32 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--text", type=Path, help="coordinator's text for sections 一, 五, 六")
     rep.add_argument("--final", action="store_true", help="mark as the final report (default: draft)")
     rep.add_argument("--json", action="store_true", help="print the county figures as JSON")
+    rep.add_argument("--formats", help="publication formats besides HTML, comma separated (default: docx,pdf; "
+                                       "'' for none)")
     rep.set_defaults(run=_cmd_report)
+
+    ur = sub.add_parser("unit-reports", help="write each unit's own annual report from its accepted return")
+    ur.add_argument("--year", type=int, required=True)
+    ur.add_argument("--unit", action="append", dest="units", metavar="CODE", help="only this unit (repeatable)")
+    ur.add_argument("--formats", help="formats besides HTML, comma separated (default: docx,pdf)")
+    ur.set_defaults(run=_cmd_unit_reports)
+
+    ir = sub.add_parser("import-report", help="import the tables of a report published before nianbao (year zero)")
+    ir.add_argument("--year", type=int, required=True, help="the report's year, e.g. 2020 before collecting 2021")
+    ir.add_argument("--unit", metavar="CODE", help="the unit whose own report it is (default: the county's report)")
+    ir.add_argument("--force", action="store_true", help="import even with problems (they are kept with it)")
+    ir.add_argument("file", type=Path, help=".txt copied from the portal, .html, .docx, or nianbao's .xlsx/.json")
+    ir.set_defaults(run=_cmd_import_report)
+
+    ns = sub.add_parser("narrative-sheet", help="write the coordinator's sheet for sections 一, 五, 六")
+    ns.add_argument("--year", type=int, required=True)
+    ns.add_argument("--output", type=Path, help="default: $NIANBAO_HOME/campaigns/YEAR/narrative.xlsx")
+    ns.set_defaults(run=_cmd_narrative_sheet)
+
+    dt = sub.add_parser("docx-template", help="write the packaged Word template, to edit and name in "
+                                              "NIANBAO_DOCX_TEMPLATE")
+    dt.add_argument("file", type=Path)
+    dt.set_defaults(run=_cmd_docx_template)
 
     chase = sub.add_parser("chase", help="remind late units, escalate overdue ones, mail the coordinator's digest")
     chase.add_argument("--year", type=int, required=True)
@@ -157,13 +186,87 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from cli.report_view import report_lines
     from flows.compile_report import compile_report
 
-    summary = compile_report(args.year, str(args.text) if args.text else None, "final" if args.final else "draft")
+    summary = compile_report(args.year, str(args.text) if args.text else None, "final" if args.final else "draft",
+                             formats=_formats(args.formats))
     if args.json:
         sys.stdout.write(json.dumps(summary.figures, ensure_ascii=False) + "\n")
-    log.info("报告：%s\n汇总表：%s\n已通过 %d / %d 个单位；汇总校验问题 %d 个", summary.html, summary.xlsx,
-             summary.units_accepted, summary.units_expected, summary.errors)
+    log.info("%s", report_lines(summary))
+    return 0
+
+
+def _formats(text: str | None) -> list[str] | None:
+    return [f.strip() for f in text.split(",") if f.strip()] if text is not None else None
+
+
+def _cmd_unit_reports(args: argparse.Namespace) -> int:
+    from flows.unit_reports import unit_reports
+
+    summary = unit_reports(args.year, args.units, _formats(args.formats))
+    for report in summary.reports:
+        log.info("%s %s：%s", report.code, report.name, "、".join(report.files.values()))
+        for note in report.notes:
+            log.info("    需注意：%s", note)
+    for code in summary.missing:
+        log.warning("%s：尚无审核通过的报送，未生成年度报告", code)
+    log.info("%d年度：生成单位年度报告 %d 份，位于 %s", args.year, len(summary.reports),
+             get_settings().unit_reports_dir(args.year))
+    return 1 if summary.missing else 0
+
+
+def _cmd_import_report(args: argparse.Namespace) -> int:
+    from sqlmodel import Session
+
+    from schemas.form_spec import get_form
+    from tasks.db import get_engine
+    from tasks.published_import import PublishedImportError, import_published
+
+    settings = get_settings()
+    with Session(get_engine(settings.db_url)) as session:
+        try:
+            done = import_published(session=session, form=get_form(), year=args.year, unit_code=args.unit,
+                                    data=args.file.read_bytes(), name=args.file.name,
+                                    archive_dir=settings.archive_dir, force=args.force)
+        except PublishedImportError as exc:
+            log.error("未导入 %s：", args.file)
+            for problem in exc.problems:
+                log.error("  - %s", problem)
+            log.error("请核对文件；确认无误仍要导入，加 --force。")
+            return 2
+        session.commit()
+    whose = f"单位{done.unit_code}" if done.unit_code else "全县"
+    title = f"《{done.title}》" if done.title else ""
+    missing = f"，缺 {done.missing} 项" if done.missing else ""
+    log.info("已导入%s %d年度报告%s：读取 %d 项数据%s%s", whose, done.year, title, done.figures, missing,
+             "（替换此前导入的）" if done.replaced else "")
+    for note in done.notes:
+        log.info("  注意：%s", note)
+    return 0
+
+
+def _cmd_narrative_sheet(args: argparse.Namespace) -> int:
+    from schemas.form_spec import get_form
+    from tasks.workbook_template import build_narrative_sheet
+
+    target = args.output or get_settings().campaign_dir(args.year) / "narrative.xlsx"
+    if target.exists():
+        raise ValueError(f"{target} exists already: fill it in, or name another file with --output")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(build_narrative_sheet(get_form(), args.year))
+    log.info("文字部分填写表：%s（填好后保存，汇总报告时自动使用）", target)
+    return 0
+
+
+def _cmd_docx_template(args: argparse.Namespace) -> int:
+    from tasks.render_docx import default_template
+
+    if args.file.exists():
+        raise ValueError(f"{args.file} exists already")
+    args.file.write_bytes(default_template())
+    log.info("Word 模板：%s（在 Word 中修改样式、页边距、页眉后，设置 NIANBAO_DOCX_TEMPLATE=%s）", args.file,
+             args.file.resolve())
     return 0
 
 
