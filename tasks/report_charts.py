@@ -56,6 +56,31 @@ class ChartFont:
 
 def find_cjk_font(families: Sequence[str] = CJK_FONT_FAMILIES) -> ChartFont:
     """Return the first of `families` that matplotlib knows and that has Chinese glyphs."""
+    found = _first_cjk_font(families)
+    if found is None:
+        # matplotlib's font list is a cache made on first use: fonts installed since (scripts/system-packages run
+        # after a first demo) are not in it until it is told about them
+        _add_new_system_fonts()
+        found = _first_cjk_font(families)
+    if found is not None:
+        return found
+    raise ChartFontMissing(
+        f"no CJK font for the charts among {', '.join(families) or '(none)'}; install one, e.g. the Debian package "
+        "fonts-wqy-microhei (scripts/system-packages does)"
+    )
+
+
+def _add_new_system_fonts() -> None:
+    known = {entry.fname for entry in font_manager.fontManager.ttflist}
+    for path in font_manager.findSystemFonts():
+        if path not in known:
+            try:
+                font_manager.fontManager.addfont(path)
+            except (OSError, RuntimeError, ValueError):  # a damaged font file is skipped, as matplotlib does
+                continue
+
+
+def _first_cjk_font(families: Sequence[str]) -> ChartFont | None:
     installed = font_manager.get_font_names()
     for family in families:
         if family not in installed:
@@ -63,10 +88,7 @@ def find_cjk_font(families: Sequence[str] = CJK_FONT_FAMILIES) -> ChartFont:
         path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
         if all(font_manager.get_font(path).get_char_index(ord(char)) for char in _GLYPH_SAMPLE):
             return ChartFont(family, path.path, path.face_index)
-    raise ChartFontMissing(
-        f"no CJK font for the charts among {', '.join(families) or '(none)'}; install one, e.g. the Debian package "
-        "fonts-wqy-microhei, then delete matplotlib's font cache (~/.cache/matplotlib) so that it is found"
-    )
+    return None
 
 
 def outcome_chart(

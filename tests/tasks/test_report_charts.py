@@ -18,6 +18,7 @@ from matplotlib.ft2font import FT2Font
 from PIL import Image
 
 from tasks.report_charts import (
+    CJK_FONT_FAMILIES,
     HEIGHT_PX,
     WIDTH_PX,
     ChartFontMissing,
@@ -140,3 +141,14 @@ def test_threads_get_the_same_bytes() -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda name: (name, EXAMPLES[name]()), ["outcome", "trend"] * 4))
     assert all(data == expected[name] for name, data in results)
+
+
+def test_fonts_installed_after_matplotlib_cached_its_list_are_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CI failure: matplotlib's font list was cached before scripts/system-packages installed the CJK fonts."""
+    expected = find_cjk_font()
+    stale = [entry for entry in font_manager.fontManager.ttflist
+             if entry.name not in CJK_FONT_FAMILIES and entry.fname != expected.path]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", stale)
+    assert expected.family not in font_manager.get_font_names()
+    assert find_cjk_font() == expected
+    assert expected.family in font_manager.get_font_names()
