@@ -9,6 +9,7 @@ The body is one paragraph per Jinja tag (docxtpl's {%p …%} tags remove their p
 
     {{ title }}                                   报告标题
     {%p if subtitle %} {{ subtitle }} {%p endif %} 报告副标题
+    {%p for text in preface %} {{ text }} {%p endfor %} 报告正文 (本报告根据…编制)
     {%p for section in sections %}
       {{ section.heading }}                       报告一级标题
       {%p for block in section.blocks %}
@@ -106,6 +107,9 @@ _BODY: list[tuple[str, str]] = [
     ("{%p if subtitle %}", "模板指令"),
     ("{{ subtitle }}", "报告副标题"),
     ("{%p endif %}", "模板指令"),
+    ("{%p for text in preface %}", "模板指令"),
+    ("{{ text }}", "报告正文"),
+    ("{%p endfor %}", "模板指令"),
     ("{%p for section in sections %}", "模板指令"),
     ("{{ section.heading }}", "报告一级标题"),
     ("{%p for block in section.blocks %}", "模板指令"),

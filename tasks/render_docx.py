@@ -117,6 +117,7 @@ def _context(document: Document, layout: _Layout) -> dict[str, object]:
         "title": _clean(document.title),
         "subtitle": _clean(document.subtitle),
         "draft": document.draft,
+        "preface": [_clean(text) for text in document.preface],
         "sections": [{"heading": _clean(section.heading), "blocks": [_block(block, layout) for block in section.blocks]}
                      for section in document.sections],
         "end_notes": [_clean(note) for note in document.end_notes],

@@ -53,6 +53,7 @@ def make_document(form: FormSpec, *, draft: bool = True) -> Document:
     return Document(
         title=f"某县人民政府 2024 年政府信息公开工作年度报告 {SPECIAL}",
         subtitle="（2024 年 1 月 1 日至 12 月 31 日）",
+        preface=[f"本报告根据《中华人民共和国政府信息公开条例》编制。{SPECIAL}"],
         draft=draft,
         sections=[
             Section(heading="一、总体情况", blocks=overview),
