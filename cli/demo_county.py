@@ -70,6 +70,8 @@ UNITS: list[dict[str, str]] = [
 LATE_UNIT = "D012"
 # A township whose first return breaks the 勾稽关系 (R1) of table 3.
 BROKEN_UNIT = "T004"
+# A department with applications carried over from last year, whose published 2020 report the demo imports.
+CARRIED_UNIT = "D004"
 
 # ---------------------------------------------------------------------------
 # Cell keys (the 166 input cells of cells.tsv; totals are computed, not entered)
@@ -203,7 +205,7 @@ _NEW_APPLICATIONS: dict[str, dict[str, int]] = {
     "D003": {"natural_person": 2},  # two requests for land-use planning approvals
 }
 _CARRIED_APPLICATIONS: dict[str, dict[str, int]] = {
-    "D004": {"commercial": 2},  # two developers' requests received in late December 2020
+    CARRIED_UNIT: {"commercial": 2},  # two developers' requests received in late December 2020
 }
 
 
@@ -265,3 +267,35 @@ def broken_first_return(figures: dict[str, int | str]) -> dict[str, int | str]:
         raise TypeError("apply.new.natural_person must be an int")
     broken["apply.new.natural_person"] = value + 1
     return broken
+
+
+# ---------------------------------------------------------------------------
+# The 文字部分 sheet each unit fills: its own report's sections 一, 五 and 六 (invented, plain in tone)
+# ---------------------------------------------------------------------------
+
+_WORK = {
+    "government_office": "统筹推进全县政务公开工作，规范县政府门户网站“政府信息公开”栏目，组织全县政务公开业务培训",
+    "township": "依托乡镇（街道）便民服务中心和村（社区）公开栏，及时公开惠民资金发放、低保评定、项目建设等信息",
+    "department": "围绕本部门职责及时公开政策文件、行政许可和行政处罚结果、财政预决算等信息，做好政策解读",
+}
+_PROBLEMS = {
+    "government_office": ("存在的问题：部分乡镇、部门信息更新不够及时。"
+                          "改进措施：实行政务公开月通报，将公开工作纳入年度目标考核。"),
+    "township": "存在的问题：信息公开工作人员多为兼职，业务不够熟练。改进措施：参加县政务公开业务培训，明确专人负责。",
+    "department": "存在的问题：政策解读形式较为单一。改进措施：采用图解、问答等形式开展解读，提高政策知晓度。",
+}
+
+
+def unit_texts(code: str, year: int) -> dict[str, str]:
+    """The unit's prose for its own annual report (sections 一, 五, 六), as typed into its 文字部分 sheet.
+
+    The figures are stated by the report itself, before each table, so the prose repeats none that could disagree.
+    """
+    unit = next(u for u in UNITS if u["code"] == code)
+    kind = unit["kind"]
+    return {
+        "narrative.overview": (f"{year}年，{unit['name']}认真贯彻落实《中华人民共和国政府信息公开条例》，"
+                               f"{_WORK[kind]}。"),
+        "narrative.problems": _PROBLEMS[kind],
+        "narrative.other": "本年度无其他需要报告的事项。",
+    }
