@@ -3,17 +3,24 @@
 The expected figures are parsed from the seed report text (tests/data/reference/xixian_2021_report.txt), never
 typed into this file: a change to the demo data, the form, the reader or the consolidation that moves any of the
 200 county cells shows up here.
+
+The rendered report's whole text (the Word file read back: every heading, sentence and table row) is compared with
+tests/data/golden/: a change to the wording, the layout of a table or a generated sentence shows up as a diff to
+review. After a deliberate change, rewrite the files with NIANBAO_UPDATE_GOLDEN=1 and commit them with it. The PDF's
+pages are saved as PNG under tests/output/ to be looked at.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import os
 import re
 from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
+import pypdfium2
 import pytest
 from sqlmodel import Session, col, select
 
@@ -27,10 +34,13 @@ from tasks.db import get_engine
 from tasks.report_workbook import BREAKDOWN_SHEET
 from tasks.status import campaign_status
 from tests.conftest import REFERENCE
+from tests.tasks.test_render_docx import read_back
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 SEED = REFERENCE / "xixian_2021_report.txt"
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
+OUTPUT = Path(__file__).resolve().parents[1] / "output"
 HEADINGS = ["一、总体情况", "二、主动公开政府信息情况", "三、收到和处理政府信息公开申请情况",
             "四、政府信息公开行政复议、行政诉讼情况", "五、存在的主要问题及改进情况", "六、其他需要报告的事项"]
 _NUMBER = re.compile(r"^\d+(\.\d+)?$")
@@ -162,3 +172,48 @@ def test_demo_reproduces_the_seed_report(settings: Settings, form: FormSpec) -> 
     assert len(status) == 24 and {s.status for s in status.values()} == {"accepted"}
     assert {code for code, s in status.items() if s.late} == {demo_county.LATE_UNIT}
     assert [(s.version, s.verdict) for s in broken] == [(1, Verdict.REJECTED), (2, Verdict.ACCEPTED)]
+
+    # year zero: the imported 2020 reports gave D004's workbook its 上年结转 and the county report its comparison
+    issued = next((settings.outbox_dir(2021) / "workbooks").glob(f"*-{demo_county.CARRIED_UNIT}-*.xlsx"))
+    assert named_value(issued, "apply.carried.commercial") == 2
+    assert "与上年相比" in text
+
+    # the report as published: its whole text is the golden text, its pages are looked at
+    assert set(report.files) >= {"html", "docx", "pdf", "annex-html", "annex-docx", "annex-pdf", "xlsx", "json"}
+    assert_golden("xixian-2021-report.txt", read_back(Path(report.files["docx"]).read_bytes()))
+    save_pages(Path(report.files["pdf"]), "demo-report")
+
+    # every unit's own report, from its accepted return; D004's whole text is golden too
+    unit_folders = sorted(p.name for p in settings.unit_reports_dir(2021).iterdir())
+    assert unit_folders == sorted(u["code"] for u in demo_county.UNITS)
+    own = next(settings.unit_reports_dir(2021).glob(f"{demo_county.CARRIED_UNIT}/*/*.docx"))
+    assert_golden(f"{demo_county.CARRIED_UNIT}-2021-report.txt", read_back(own.read_bytes()))
+    save_pages(own.with_suffix(".pdf"), f"demo-{demo_county.CARRIED_UNIT}-report")
+
+
+def named_value(path: Path, name: str) -> object:
+    """The value of a workbook's cell by its defined name."""
+    book = openpyxl.load_workbook(path)
+    sheet, address = next(iter(book.defined_names[name].destinations))
+    return book[sheet][address.replace("$", "")].value
+
+
+def assert_golden(name: str, lines: list[str]) -> None:
+    """The lines equal tests/data/golden/NAME; NIANBAO_UPDATE_GOLDEN=1 rewrites the file first."""
+    path = GOLDEN / name
+    text = "\n".join(lines) + "\n"
+    if os.environ.get("NIANBAO_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"{path} missing: run with NIANBAO_UPDATE_GOLDEN=1 and review it"
+    assert text.splitlines() == path.read_text(encoding="utf-8").splitlines()
+
+
+def save_pages(pdf: Path, stem: str) -> None:
+    """Every page of the PDF as tests/output/STEM-pageN.png, for a person to look at."""
+    OUTPUT.mkdir(exist_ok=True)
+    book = pypdfium2.PdfDocument(pdf)
+    assert len(book) >= 1
+    for number in range(len(book)):
+        book[number].render(scale=1.5).to_pil().save(OUTPUT / f"{stem}-page{number + 1}.png")
+    book.close()
