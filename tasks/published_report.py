@@ -46,15 +46,20 @@ _TITLE = re.compile(r"^(?P<before>.*?)(?P<year>(?:19|20)\d{2})年度?(?P<after>.
 _MARKERS_2019 = ("本年新制作数量", "本年新公开数量", "对外公开总数量", "第二十条第(九)项", "政府集中采购")
 _TABLE_START = ("勾稽关系", "申请人情况", "自然人")
 _DASHES = {"—", "——", "-", "--", "–", "―", "─", "/", "无"}
-_PLAIN = re.compile(r"^\d+(?:\.\d+)?$")
-_THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+# a sign is part of a number, so that "-3" in a count cell is refused as a negative, not taken for row label text
+_PLAIN = re.compile(r"^-?\d+(?:\.\d+)?$")
+_THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _NUMBERING = re.compile(r"^(?:[一二三四五六七八九十]+、|\([一二三四五六七八九十]+\)|\d+[.、])")
 _QUOTES = re.compile("[“”\"‘’'「」]")
+_REMARK = re.compile(r"\([^()]*\)$")  # a trailing remark, e.g. "(区分处理的,只计这一情形,…)"
 _ROW_ALIASES = {"规范性文件": "行政规范性文件"}  # the 2019 row name, still used in some 2021-format tables
 _LEGACY_OTHER = "apply.result.other."  # the 2021 split of 2019's single (六)其他处理 row
 _LEGACY_TARGET = "apply.result.other.other."
 _IMAGE = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".heic"}
-_OLD_OFFICE = {".doc", ".wps", ".xls", ".et", ".rtf", ".odt", ".ofd"}
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
+_OLD_WORD = {".doc", ".wps", ".rtf", ".odt"}
+_OLD_EXCEL = {".xls", ".et", ".ods"}
+_OLD_OFFICE = _OLD_WORD | _OLD_EXCEL
 
 
 @dataclass(frozen=True)
@@ -117,10 +122,18 @@ def _finish(reading: _Reading, form: FormSpec) -> ParsedReport:
     missing = [c.key for c in cells if c.key not in figures]
     # rules whose cells were not all read are skipped by recheck itself (the 2019 layout has no table 二)
     issues = recheck(figures, form) if not reading.problems else []
-    problems = [*reading.problems, *(i.message for i in issues if i.severity is Severity.ERROR)]
-    notes = [*reading.notes, *(i.message for i in issues if i.severity is not Severity.ERROR)]
+    problems = [*reading.problems, *(_message(i) for i in issues if i.severity is Severity.ERROR)]
+    notes = [*reading.notes, *(_message(i) for i in issues if i.severity is not Severity.ERROR)]
     return ParsedReport(figures, missing, problems, notes, reading.title, reading.year, reading.body,
                         reading.layout, issues)
+
+
+def _message(issue: Issue) -> str:
+    """An issue's message as the coordinator reads it about a published report, which has no formulas to keep:
+    the workbook's "请不要改动合计公式" would send them looking for one."""
+    if issue.code == "total-mismatch":
+        return f"“{issue.label}”应等于其分项之和{issue.expected}，报告中为{issue.found}。（{issue.rule_title}）"
+    return issue.message
 
 
 # --------------------------------------------------------------------------- which format
@@ -135,8 +148,9 @@ def _kind(data: bytes, filename: str, reading: _Reading) -> str | None:
     sniffed = _sniff(data)
     expected = {".txt": "txt", ".text": "txt", ".html": "html", ".htm": "html", ".shtml": "html",
                 ".docx": "docx", ".xlsx": "xlsx", ".json": "json"}.get(suffix)
-    if sniffed == "pdf" or suffix == ".pdf":
-        reading.problems.append(f"文件“{name}”是PDF，无法可靠读取其中的表格。请将网页或Word版另存为.docx/.html，"
+    if sniffed == "pdf" or suffix in {".pdf", ".ofd"}:
+        kind = "PDF" if sniffed == "pdf" or suffix == ".pdf" else "OFD版式文件"
+        reading.problems.append(f"文件“{name}”是{kind}，无法可靠读取其中的表格。请将网页或Word版另存为.docx/.html，"
                                 f"或复制全文保存为.txt后导入。{ACCEPTED}。")
         return None
     if expected is not None and (sniffed is None or sniffed == expected or expected == "json"):
@@ -149,13 +163,15 @@ def _kind(data: bytes, filename: str, reading: _Reading) -> str | None:
 
 
 _DESCRIPTIONS = {"html": "网页", "docx": "Word文档（.docx）", "xlsx": "Excel工作簿（.xlsx）", "ole": "旧版Office文件",
-                 "zip": "压缩包", "pdf": "PDF"}
+                 "zip": "压缩包", "pdf": "PDF", "image": "图片"}
 
 
 def _sniff(data: bytes) -> str | None:
     """What the bytes are, where that is certain from their first bytes; None for text or unknown."""
     if data.startswith(b"%PDF"):
         return "pdf"
+    if data.startswith(_IMAGE_MAGIC) or data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image"
     if data.startswith(b"\xd0\xcf\x11\xe0"):
         return "ole"
     if data.startswith(b"PK\x03\x04"):
@@ -172,19 +188,23 @@ def _sniff(data: bytes) -> str | None:
 
 def _unreadable(name: str, suffix: str, expected: str | None, sniffed: str | None) -> str:
     if expected in {"docx", "xlsx"} and sniffed == "ole":
-        kind = "Word" if expected == "docx" else "Excel"
-        return (f"文件“{name}”实际是旧版{kind}格式（.doc/.xls），只是扩展名为{suffix}。"
+        kind, old = ("Word", ".doc") if expected == "docx" else ("Excel", ".xls")
+        return (f"文件“{name}”实际是旧版{kind}格式（{old}），只是扩展名为{suffix}。"
                 f"请用{kind}或WPS打开后另存为{suffix}再导入。")
+    if suffix in _IMAGE or sniffed == "image":
+        return (f"文件“{name}”是图片，无法读取其中的数字。请找到报告的网页或Word版，另存为.html/.docx后导入。"
+                f"{ACCEPTED}。")
     if expected in {"docx", "xlsx"}:
         label = "Word文档（.docx）" if expected == "docx" else "Excel工作簿（.xlsx）"
         return f"文件“{name}”无法作为{label}打开，文件可能已损坏或未完整下载。请重新下载或重新保存后再导入。"
     if expected is not None:
         content = _DESCRIPTIONS.get(sniffed or "", "其他格式")
         return f"文件“{name}”扩展名为{suffix}，内容却是{content}，无法读取。{ACCEPTED}。"
-    if suffix in _IMAGE:
-        return (f"文件“{name}”是图片，无法读取其中的数字。请找到报告的网页或Word版，另存为.html/.docx后导入。"
-                f"{ACCEPTED}。")
-    if suffix in _OLD_OFFICE:
+    if suffix in _OLD_EXCEL:
+        # a spreadsheet is read only as nianbao's own summary workbook; telling the clerk to open it in Word misleads
+        return (f"不能直接读取{suffix}文件“{name}”。表格文件只能导入nianbao导出的上年汇总表（.xlsx）：如是该汇总表，"
+                f"请用Excel或WPS打开后另存为.xlsx；否则请导入报告的网页（.html）或Word版（.docx）。")
+    if suffix in _OLD_WORD:
         return (f"不能直接读取{suffix}文件“{name}”。请用Word或WPS打开后另存为.docx（或将网页另存为.html）"
                 f"再导入。{ACCEPTED}。")
     return f"无法识别文件“{name}”的格式{'（' + suffix + '）' if suffix else '（没有扩展名）'}。{ACCEPTED}。"
@@ -216,16 +236,20 @@ def _read_document(rows: list[Row], form: FormSpec, reading: _Reading) -> None:
         if number not in sections:
             reading.problems.append(f"没有找到“{heading}”部分（标题应以“{number}、”开头）。")
     parts = {n: rows[start + 1:end] for n, (start, end) in sections.items()}
+    # each table by its own layout: a report may bring table 二 up to 2021 and not table 三, or the reverse, and
+    # reading a 2021 table 三 by the 2019 rows shifts its last rows onto the wrong ones
     markers = _markers_2019(parts.get("二", []) + parts.get("三", []))
-    if markers:
+    single_other = _single_other_row(parts.get("三", []))
+    if markers or single_other:
         reading.layout = "2019"
-        reading.notes.append(f"本报告使用2019年格式（国办公开办函〔2019〕60号，见“{'”“'.join(markers)}”）："
-                             "表三、表四按2021年格式对应读取；表二统计口径不同（如“本年新制作数量”“上一年项目数量”），"
-                             "无法对应，未导入。")
-    if "二" in parts and reading.layout == "2021":
+        seen = "”“".join([*markers, *(["（六）其他处理只有一行"] if single_other else [])])
+        reading.notes.append(f"本报告使用2019年格式（国办公开办函〔2019〕60号，见“{seen}”）：表三、表四按2021年格式对应读取"
+                             + ("；表二统计口径不同（如“本年新制作数量”“上一年项目数量”），无法对应，未导入。"
+                                if markers else "。"))
+    if "二" in parts and not markers:
         _table_two(parts["二"], form, reading)
     if "三" in parts:
-        _table_three(parts["三"], form, reading)
+        _table_three(parts["三"], form, reading, "2019" if single_other else "2021")
     if "四" in parts:
         _table_four(parts["四"], form, reading)
 
@@ -291,11 +315,14 @@ def _title_text(text: str, reading: _Reading) -> None:
 
 
 def _markers_2019(rows: list[Row]) -> list[str]:
+    """The words of the 2019 table 二 found in these rows."""
     text = _compact("".join("".join(row) for row in rows))
-    found = [m for m in _MARKERS_2019 if m in text]
-    if any(re.search(r"其他处理$", _split(row)[0]) and _split(row)[1] for row in rows):
-        found.append("（六）其他处理只有一行")
-    return found
+    return [m for m in _MARKERS_2019 if m in text]
+
+
+def _single_other_row(rows: list[Row]) -> bool:
+    """Whether table 三 has the 2019 layout's one (六)其他处理 row, figures beside the group's own name."""
+    return any(re.search(r"其他处理$", _split(row)[0]) and _split(row)[1] for row in rows)
 
 
 def _split(row: Row) -> tuple[str, list[str]]:
@@ -312,8 +339,13 @@ def _split(row: Row) -> tuple[str, list[str]]:
     return _compact("".join(label)), values
 
 
+def _number_text(cell: str) -> str:
+    """A cell's text as a number is read: compacted, the minus sign U+2212 (which NFKC keeps) as "-"."""
+    return _compact(cell).replace("\u2212", "-")
+
+
 def _looks_numeric(cell: str) -> bool:
-    text = _compact(cell)
+    text = _number_text(cell)
     return text in _DASHES or bool(_PLAIN.match(text) or _THOUSANDS.match(text))
 
 
@@ -364,14 +396,24 @@ def _bare(label: str) -> str:
 
 
 def _identify(label: str, lines: list[_Line]) -> int | None:
-    """The line a label names, by the longest core it contains (so "其他法律…" is not "其他")."""
-    text = _QUOTES.sub("", label)
-    matches = [(len(line.core), i) for i, line in enumerate(lines) if line.core and line.core in text]
-    return max(matches)[1] if matches else None
+    """The line a label names: the one whose core ends it (its remark in brackets aside), else the longest core it
+    contains that is no part of another line's name.
+
+    A row is named last in its label ("（六）其他处理1.申请人…"), so the end decides. Containment alone took a
+    "1.申请人…不补正，行政机关…" written with a comma for "3.其他", whose core hides in the group's "其他处理".
+    """
+    text = _REMARK.sub("", _QUOTES.sub("", label))
+    ending = [(len(line.core), i) for i, line in enumerate(lines) if line.core and text.endswith(line.core)]
+    if ending:
+        return max(ending)[1]
+    names = [_compact(line.name) for line in lines]
+    contained = [(len(line.core), i) for i, line in enumerate(lines) if line.core and line.core in text
+                 and not any(line.core in name for j, name in enumerate(names) if j != i)]
+    return max(contained)[1] if contained else None
 
 
-def _table_three(rows: list[Row], form: FormSpec, reading: _Reading) -> None:
-    lines = _lines_three(form, reading.layout)
+def _table_three(rows: list[Row], form: FormSpec, reading: _Reading, layout: str) -> None:
+    lines = _lines_three(form, layout)
     start = next((i for i, row in enumerate(rows) if any(w in _compact("".join(row)) for w in _TABLE_START)), 0)
     data = [(label, values) for label, values in (_split(row) for row in rows[start:]) if values]
     position = 0
@@ -392,7 +434,7 @@ def _table_three(rows: list[Row], form: FormSpec, reading: _Reading) -> None:
     if position < len(lines):
         reading.problems.append(f"表三只读到{position}行数字，应有{len(lines)}行：没有找到“{lines[position].name}”"
                                 f"及以下{len(lines) - position}行。")
-    if reading.layout == "2019" and any(k.startswith(_LEGACY_TARGET) for k in reading.figures):
+    if layout == "2019" and any(k.startswith(_LEGACY_TARGET) for k in reading.figures):
         _legacy_other(form, reading)
 
 
@@ -431,7 +473,7 @@ def _read_line(where: str, line: _Line, values: list[str], reading: _Reading) ->
 
 def _value(text: str, cell: CellSpec, where: str, reading: _Reading) -> Decimal | None:
     """The exact number a cell's text states; a dash is 0 (noted); anything else not a number is a problem."""
-    compact = _compact(text)
+    compact = _number_text(text)
     if compact in _DASHES:
         reading.notes.append(f"{where}为“{text}”，按0读取。")
         return Decimal(0)
