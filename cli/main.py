@@ -198,7 +198,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _formats(text: str | None) -> list[str] | None:
-    return [f.strip() for f in text.split(",") if f.strip()] if text is not None else None
+    """The formats asked for besides HTML; None: all. A misspelt one is refused, never silently left out."""
+    if text is None:
+        return None
+    from tasks.publication import PUBLICATION_FORMATS
+
+    wanted = [f.strip().lower() for f in text.replace("，", ",").split(",") if f.strip()]
+    unknown = [f for f in wanted if f not in (*PUBLICATION_FORMATS, "html")]
+    if unknown:
+        raise ValueError(f"未知的格式：{'、'.join(unknown)}"
+                         f"（可选：{'、'.join(PUBLICATION_FORMATS)}；网页版 HTML 总会生成）")
+    return wanted
 
 
 def _cmd_unit_reports(args: argparse.Namespace) -> int:
@@ -213,7 +223,8 @@ def _cmd_unit_reports(args: argparse.Namespace) -> int:
         log.warning("%s：尚无审核通过的报送，未生成年度报告", code)
     log.info("%d年度：生成单位年度报告 %d 份，位于 %s", args.year, len(summary.reports),
              get_settings().unit_reports_dir(args.year))
-    return 1 if summary.missing else 0
+    # a unit asked for by name and not made is a failure; units yet to return, in a run over all, are not
+    return 1 if args.units and summary.missing else 0
 
 
 def _cmd_import_report(args: argparse.Namespace) -> int:
@@ -248,14 +259,24 @@ def _cmd_import_report(args: argparse.Namespace) -> int:
 
 def _cmd_narrative_sheet(args: argparse.Namespace) -> int:
     from schemas.form_spec import get_form
+    from tasks.narrative_sources import find_narrative_file
     from tasks.workbook_template import build_narrative_sheet
 
-    target = args.output or get_settings().campaign_dir(args.year) / "narrative.xlsx"
+    folder = get_settings().campaign_dir(args.year)
+    target = args.output or folder / "narrative.xlsx"
     if target.exists():
         raise ValueError(f"{target} exists already: fill it in, or name another file with --output")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(build_narrative_sheet(get_form(), args.year))
-    log.info("文字部分填写表：%s（填好后保存，汇总报告时自动使用）", target)
+    # the report finds only the campaign's own narrative file, and a .md or .txt there comes first
+    used = find_narrative_file(folder)
+    if used is not None and used.resolve() == target.resolve():
+        log.info("文字部分填写表：%s（填好后保存，汇总报告时自动使用）", target)
+    elif used is None:
+        log.info("文字部分填写表：%s（填好后保存，汇总报告时用 --text %s 指定）", target, target)
+    else:
+        log.warning("文字部分填写表：%s；但汇总报告时将优先使用 %s（用 --text %s 指定填写表，或删除、改名 %s）",
+                    target, used, target, used.name)
     return 0
 
 

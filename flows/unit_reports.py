@@ -1,10 +1,13 @@
 """Write every unit's own annual report from its accepted return (or the reports of the units named).
 
 The files go to the campaign's outbox (outbox/unit-reports/CODE/SUBMISSION/); a table artifact lists each unit's files
-and what its prose gets wrong, so the coordinator can tell a unit before it publishes.
+and what its prose gets wrong, so the coordinator can tell a unit before it publishes, and the units still without an
+accepted return, who have no report yet.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -19,7 +22,13 @@ from schemas.tables import EventLog
 from tasks.campaigns import get_campaign
 from tasks.progress import artifact_key
 from tasks.publication import PUBLICATION_FORMATS
-from tasks.unit_reports import UnitReportSource, load_unit_sources, write_unit_report
+from tasks.unit_reports import (
+    UnitReportSource,
+    campaign_units,
+    load_unit_sources,
+    without_report,
+    write_unit_report,
+)
 
 BATCH = 25  # unit reports per task: a PDF takes about half a second
 
@@ -35,14 +44,24 @@ class UnitReport(BaseModel):
 class UnitReportsSummary(BaseModel):
     year: int
     reports: list[UnitReport]
-    missing: list[str]  # units named that have no accepted return
+    missing: list[str]  # units named (default: every unit of the campaign) that have no accepted return
+
+
+@dataclass(frozen=True)
+class UnitSources:
+    sources: list[UnitReportSource]
+    missing: list[str]
+    names: dict[str, str]  # every unit of the campaign: code -> name
 
 
 @task(name="load-unit-returns", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def load_sources(year: int, units: list[str] | None) -> list[UnitReportSource]:
+def load_sources(year: int, units: list[str] | None) -> UnitSources:
+    """The accepted returns to make reports of, and the units (named, or all the campaign's) that have none."""
     with Session(engine()) as session:
         campaign = get_campaign(session=session, form=form_for(), year=year)
-        return load_unit_sources(session=session, form=form_for(), campaign=campaign, codes=units)
+        sources = load_unit_sources(session=session, form=form_for(), campaign=campaign, codes=units)
+        names = campaign_units(session=session, campaign=campaign)
+    return UnitSources(sources, without_report(names if units is None else units, sources), names)
 
 
 @task(name="write-unit-reports", cache_policy=NO_CACHE)
@@ -68,16 +87,18 @@ def write_batch(year: int, sources: list[UnitReportSource], formats: tuple[str, 
 def unit_reports(year: int, units: list[str] | None = None, formats: list[str] | None = None) -> UnitReportsSummary:
     """Write the annual report of every unit with an accepted return (or of the units named)."""
     wanted = tuple(PUBLICATION_FORMATS if formats is None else [f for f in PUBLICATION_FORMATS if f in formats])
-    sources = load_sources(year, units)
+    loaded = load_sources(year, units)
     reports: list[UnitReport] = []
-    for batch in batches(sources, BATCH):
+    for batch in batches(loaded.sources, BATCH):
         reports += write_batch(year, as_is(batch), wanted)
-    found = {r.code for r in reports}
-    missing = [code for code in units or [] if code not in found]
-    create_table_artifact(
-        [{"单位代码": r.code, "单位名称": r.name, "文件": "、".join(sorted(r.files)),
-          "需注意": "；".join(r.notes) or "无"} for r in reports],
-        key=artifact_key(year, "unit-reports"), description=f"{year}年度各单位年度报告（{len(reports)}份）")
+    rows = [{"单位代码": r.code, "单位名称": r.name, "文件": "、".join(sorted(r.files)),
+             "需注意": "；".join(r.notes) or "无"} for r in reports]
+    rows += [{"单位代码": code, "单位名称": loaded.names.get(code, ""), "文件": "",
+              "需注意": "尚无审核通过的报送，未生成年度报告" if code in loaded.names
+              else "不是本年度的填报单位，未生成年度报告"} for code in loaded.missing]
+    create_table_artifact(rows, key=artifact_key(year, "unit-reports"),
+                          description=f"{year}年度各单位年度报告（{len(reports)}份；"
+                                      f"{len(loaded.missing)}个单位尚无审核通过的报送）")
     get_run_logger().info("unit reports %s: %d written, %d without an accepted return", year, len(reports),
-                          len(missing))
-    return UnitReportsSummary(year=year, reports=reports, missing=missing)
+                          len(loaded.missing))
+    return UnitReportsSummary(year=year, reports=reports, missing=loaded.missing)

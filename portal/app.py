@@ -196,7 +196,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404)
         path = await run_in_threadpool(service.unit_report, link, fmt)
         if path is None:
-            return message(503 if service.status(link).has_accepted else 404, "年度报告暂不能下载",
+            accepted = (await run_in_threadpool(service.status, link)).has_accepted
+            return message(503 if accepted else 404, "年度报告暂不能下载",
                            "本单位尚无审核通过的报送，或该格式暂时无法生成。",
                            "请先报送并通过审核；如已通过，请改为下载其他格式，或联系县政府办公室（政务公开办）。",
                            back=f"/u/{link.token}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -29,6 +30,7 @@ from tasks.intake import answer_for, load_ingest_context, store_received
 from tasks.status import STATUS_CHINESE, campaign_status
 from tasks.upload_links import read_token, verify_token
 
+log = logging.getLogger(__name__)
 CHINA = ZoneInfo("Asia/Shanghai")
 CHANNEL_CHINESE = {"portal": "网页上传", "mail": "电子邮件", "inbox": "报送文件夹"}
 
@@ -118,7 +120,8 @@ class PortalService:
     def unit_report(self, link: UnitLink, fmt: str) -> Path | None:
         """The unit's own annual report (html, docx or pdf) of its accepted return, written on first asking;
         None when there is no accepted return or the format cannot be made here (no Chinese font for a PDF)."""
-        from tasks.unit_reports import load_unit_sources, unit_report_stem, write_unit_report  # Word and PDF
+        from tasks.publication import publication_file  # Word and PDF: imported on first asking
+        from tasks.unit_reports import load_unit_sources, unit_report_stem, write_unit_report
 
         form = get_form(link.form_id, link.form_version)
         with Session(self.engine) as session:
@@ -127,12 +130,19 @@ class PortalService:
         if not sources:
             return None
         folder = self.settings.unit_reports_dir(link.year)
-        path = unit_report_stem(folder, link.year, sources[0]).with_suffix(f".{fmt}")
+        path = publication_file(unit_report_stem(folder, link.year, sources[0]), fmt)
         with self._report_lock:  # one at a time: a PDF takes a second and a good deal of memory
             if not path.is_file():
-                template = self.settings.docx_template.read_bytes() if self.settings.docx_template else None
+                try:
+                    template = self._docx_template() if fmt == "docx" else None
+                except OSError as exc:  # the office's template moved or unreadable: no Word file, the rest still
+                    log.warning("Word template %s cannot be read: %s", self.settings.docx_template, exc)
+                    return None
                 write_unit_report(form, link.year, sources[0], folder, (fmt,) if fmt != "html" else (), template)
         return path if path.is_file() else None
+
+    def _docx_template(self) -> bytes | None:
+        return self.settings.docx_template.read_bytes() if self.settings.docx_template else None
 
     def history(self, link: UnitLink, limit: int = 10) -> list[HistoryRow]:
         with Session(self.engine) as session:

@@ -7,6 +7,8 @@ a note saying why; the others are still written, so a report is never lost to on
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from pathlib import Path
 
 from tasks.render_docx import DocxTemplateError, render_docx
@@ -18,21 +20,27 @@ log = logging.getLogger(__name__)
 PUBLICATION_FORMATS = ("docx", "pdf")  # besides the HTML page, which every report has
 
 
+def publication_file(stem: Path, fmt: str) -> Path:
+    """The file of one format: stem.fmt, the suffix added to the whole name (a unit's name may hold a dot, which
+    Path.with_suffix would take for the start of a suffix and cut the name there)."""
+    return stem.with_name(f"{stem.name}.{fmt}")
+
+
 def write_publication(document: Document, stem: Path, formats: tuple[str, ...], notes: list[str],
                       docx_template: bytes | None = None) -> dict[str, str]:
     """Write stem.html and the asked formats (stem.docx, stem.pdf); return format -> path. A format that
     cannot be made is appended to notes (in Chinese) and left out."""
     html = render_html(document)
-    files = {"html": _write(stem.with_suffix(".html"), html.encode("utf-8"))}
+    files = {"html": _write(publication_file(stem, "html"), html.encode("utf-8"))}
     if "docx" in formats:
         try:
-            files["docx"] = _write(stem.with_suffix(".docx"), render_docx(document, docx_template))
+            files["docx"] = _write(publication_file(stem, "docx"), render_docx(document, docx_template))
         except DocxTemplateError as exc:
             log.warning("no Word file for %s: %s", stem.name, exc)
             notes.append(f"未生成Word版：{exc}")
     if "pdf" in formats:
         try:
-            files["pdf"] = _write(stem.with_suffix(".pdf"), render_pdf(html))
+            files["pdf"] = _write(publication_file(stem, "pdf"), render_pdf(html))
         except PdfUnavailable as exc:
             log.warning("no PDF for %s: %s", stem.name, exc)
             notes.append(f"未生成PDF版：{exc}")
@@ -40,7 +48,8 @@ def write_publication(document: Document, stem: Path, formats: tuple[str, ...], 
 
 
 def _write(path: Path, data: bytes) -> str:
-    partial = path.with_name(path.name + ".part")
+    # a part file of this writer's own: the upload page and the unit-reports flow may write one report at once
+    partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.part")
     partial.write_bytes(data)
     partial.replace(path)
     return str(path)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from schemas.figures import figures_from_text
 from schemas.form_spec import FormSpec
@@ -58,6 +58,19 @@ def load_unit_sources(*, session: Session, form: FormSpec, campaign: Campaign,
     return [UnitReportSource(code, name, str(kind), int(sid or 0), version, figures_from_text(figures),
                              json.loads(texts), previous.get(code))
             for code, name, kind, sid, version, figures, texts in session.connection().execute(query)]
+
+
+def campaign_units(*, session: Session, campaign: Campaign) -> dict[str, str]:
+    """Every unit the campaign issued a workbook to: code -> name, by code."""
+    rows = session.exec(select(Unit.code, Unit.name).join(Assignment, col(Assignment.unit_id) == col(Unit.id))
+                        .where(Assignment.campaign_id == campaign.id).order_by(col(Unit.code))).all()
+    return dict(rows)
+
+
+def without_report(expected: Iterable[str], sources: Iterable[UnitReportSource]) -> list[str]:
+    """The units expected (those named, or all the campaign's) that have no accepted return, each once, in order."""
+    found = {source.code for source in sources}
+    return [code for code in dict.fromkeys(expected) if code not in found]
 
 
 def build_unit_report(form: FormSpec, year: int, source: UnitReportSource) -> tuple[Document, list[Finding]]:
