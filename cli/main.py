@@ -235,6 +235,9 @@ def _cmd_import_report(args: argparse.Namespace) -> int:
     from tasks.published_import import PublishedImportError, import_published
 
     settings = get_settings()
+    if not args.file.is_file():
+        folder = "（这是一个文件夹，请指定报告文件）" if args.file.is_dir() else ""
+        raise FileNotFoundError(f"找不到文件 {args.file}{folder}")
     with Session(get_engine(settings.db_url)) as session:
         try:
             done = import_published(session=session, form=get_form(), year=args.year, unit_code=args.unit,
@@ -244,7 +247,10 @@ def _cmd_import_report(args: argparse.Namespace) -> int:
             log.error("未导入 %s：", args.file)
             for problem in exc.problems:
                 log.error("  - %s", problem)
-            log.error("请核对文件；确认无误仍要导入，加 --force。")
+            if exc.forceable and not args.force:
+                log.error("请核对文件；确认无误仍要导入，加 --force。")
+            else:
+                log.error("请按上述原因更正后再导入。")
             return 2
         session.commit()
     whose = f"单位{done.unit_code}" if done.unit_code else "全县"
@@ -265,7 +271,7 @@ def _cmd_narrative_sheet(args: argparse.Namespace) -> int:
     folder = get_settings().campaign_dir(args.year)
     target = args.output or folder / "narrative.xlsx"
     if target.exists():
-        raise ValueError(f"{target} exists already: fill it in, or name another file with --output")
+        raise ValueError(f"{target} 已存在，未覆盖：请直接填写它，或用 --output 指定另一个文件")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(build_narrative_sheet(get_form(), args.year))
     # the report finds only the campaign's own narrative file, and a .md or .txt there comes first
@@ -284,7 +290,7 @@ def _cmd_docx_template(args: argparse.Namespace) -> int:
     from tasks.render_docx import default_template
 
     if args.file.exists():
-        raise ValueError(f"{args.file} exists already")
+        raise ValueError(f"{args.file} 已存在，未覆盖：请指定另一个文件名")
     args.file.write_bytes(default_template())
     log.info("Word 模板：%s（在 Word 中修改样式、页边距、页眉后，设置 NIANBAO_DOCX_TEMPLATE=%s）", args.file,
              args.file.resolve())

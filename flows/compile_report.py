@@ -136,7 +136,7 @@ def render_outputs(year: int, inputs: ReportInputs, county: CountyFigures, docum
     form = form_for()
     folder = get_settings().reports_dir(year)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{year}年政府信息公开工作年度报告-{kind}-{now:%Y%m%d-%H%M%S}"
+    stem = _free_stem(folder, f"{year}年政府信息公开工作年度报告-{kind}-{now:%Y%m%d-%H%M%S}")
     notes = list(documents.notes)
     template = docx_template_bytes()
     files = write_publication(documents.report, folder / stem, formats, notes, template)
@@ -155,6 +155,18 @@ def render_outputs(year: int, inputs: ReportInputs, county: CountyFigures, docum
     return ReportSummary(year=year, kind=kind, html=files["html"], xlsx=str(xlsx_path), json_path=str(json_path),
                          files=files, units_expected=county.units_expected, units_accepted=county.units_accepted,
                          errors=len(county.issues), notes=notes, figures=figures)
+
+
+def _free_stem(folder: Path, stem: str) -> str:
+    """The stem, or stem-2, stem-3 ...: two reports compiled in the same second must not share (and overwrite)
+    each other's files, since each Report row points at its own."""
+    taken = {p.name.split(".", 1)[0] for p in folder.iterdir()}
+    annex = stem.replace("年度报告-", "年度报告汇总情况说明-", 1)
+    candidate, n = stem, 1
+    while candidate in taken or annex + candidate[len(stem):] in taken:
+        n += 1
+        candidate = f"{stem}-{n}"
+    return candidate
 
 
 @task(name="record-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)

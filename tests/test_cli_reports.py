@@ -4,7 +4,6 @@ and a smoke test of `import-report` (its parser has tests of its own)."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import docx
@@ -101,12 +100,15 @@ def test_report_writes_html_only_with_empty_formats_and_word_and_pdf_by_default(
     listed = _listed_files(capsys.readouterr().err)
     assert set(listed) == {"html", "annex-html", "xlsx", "json"}
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in listed.values())
-    shutil.rmtree(folder)  # the next report may be compiled within the same second, under the same names
+    first = {p.name: p.read_bytes() for p in folder.iterdir()}
 
     assert main(["report", "--year", YEAR]) == 0
     listed = _listed_files(capsys.readouterr().err)
     assert set(listed) == {"html", "docx", "pdf", "annex-html", "annex-docx", "annex-pdf", "xlsx", "json"}
-    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in listed.values())
+    # the second report has files of its own, even when compiled within the same second as the first
+    assert {p.name for p in folder.iterdir()} == set(first) | {p.name for p in listed.values()}
+    assert not set(first) & {p.name for p in listed.values()}
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name in first} == first
     title = "示范县人民政府2021年政府信息公开工作年度报告"
     assert docx.Document(str(listed["docx"])).paragraphs[0].text == title
     assert docx.Document(str(listed["annex-docx"])).paragraphs[0].text.startswith("示范县2021年")
@@ -123,7 +125,7 @@ def test_narrative_sheet_is_written_once_and_its_texts_make_the_reports_prose(
     assert f"文字部分填写表：{sheet}（填好后保存，汇总报告时自动使用）" in capsys.readouterr().err
     blank = sheet.read_bytes()
     assert main(["narrative-sheet", "--year", YEAR]) == 2
-    assert "exists already" in capsys.readouterr().err
+    assert "已存在，未覆盖" in capsys.readouterr().err
     assert sheet.read_bytes() == blank
     # a sheet the report will not find by itself is never announced as used
     elsewhere = tmp_path / "文字部分.xlsx"
@@ -161,7 +163,7 @@ def test_docx_template_is_written_once_and_an_edited_copy_is_used(
     assert f"NIANBAO_DOCX_TEMPLATE={template.resolve()}" in capsys.readouterr().err
     packaged = template.read_bytes()
     assert main(["docx-template", str(template)]) == 2
-    assert "exists already" in capsys.readouterr().err and template.read_bytes() == packaged
+    assert "已存在，未覆盖" in capsys.readouterr().err and template.read_bytes() == packaged
 
     edited = docx.Document(str(template))  # the office's edit: a letterhead, and its own body size
     assert {"报告正文", "报告标题", "报告一级标题"} <= {s.name for s in edited.styles}
@@ -221,3 +223,32 @@ def test_import_report_reads_a_good_file_and_refuses_a_broken_one_storing_nothin
         assert [(p.year, p.unit_code, p.original_name) for p in stored] == [(2020, None, good.name)]
         kinds = session.exec(select(EventLog.kind).order_by(col(EventLog.id))).all()
         assert list(kinds) == ["published.imported"]
+
+
+@pytest.mark.usefixtures("settings")
+def test_import_report_never_suggests_force_where_it_cannot_help(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    good = DEMO_TEXTS / "xixian_2020_report.txt"
+
+    assert main(["import-report", "--year", "2020", "--unit", "X999", str(good)]) == 2
+    err = capsys.readouterr().err
+    assert "单位代码X999不在单位名单中" in err and "--force" not in err and "请按上述原因更正后再导入。" in err
+
+    assert main(["import-report", "--year", "2020", "--force", "--unit", "X999", str(good)]) == 2
+    assert "--force。" not in capsys.readouterr().err
+
+    assert main(["import-report", "--year", "2020", str(tmp_path)]) == 2
+    assert f"找不到文件 {tmp_path}（这是一个文件夹，请指定报告文件）" in capsys.readouterr().err
+    assert main(["import-report", "--year", "2020", str(tmp_path / "没有.txt")]) == 2
+    assert "找不到文件" in capsys.readouterr().err
+
+
+def test_a_report_compiled_in_the_same_second_gets_a_free_name(tmp_path: Path) -> None:
+    from flows.compile_report import _free_stem
+
+    stem = "2021年政府信息公开工作年度报告-draft-20220210-090000"
+    assert _free_stem(tmp_path, stem) == stem
+    (tmp_path / f"{stem}.html").write_text("first")
+    assert _free_stem(tmp_path, stem) == f"{stem}-2"
+    (tmp_path / "2021年政府信息公开工作年度报告汇总情况说明-draft-20220210-090000-2.pdf").write_text("annex")
+    assert _free_stem(tmp_path, stem) == f"{stem}-3"  # the annex's name is taken too
