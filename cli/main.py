@@ -10,6 +10,7 @@
   nianbao narrative-sheet --year Y        the coordinator's sheet for the report's prose (sections 一, 五, 六)
   nianbao docx-template FILE              the packaged Word template, to edit (NIANBAO_DOCX_TEMPLATE)
   nianbao chase --year Y [--dry-run]      remind late units, escalate overdue ones, mail the digest
+  nianbao audit [--unit C] [--year Y]     the audit log: every recorded change of state, in order
   nianbao demo                            a whole year on a demo county, end to end
   nianbao portal [--host H] [--port P]    the upload page units open through their personal links
   nianbao serve [--port P]                serve the scheduled and on-demand deployments (Prefect UI)
@@ -116,6 +117,13 @@ def _parser() -> argparse.ArgumentParser:
     chase.add_argument("--dry-run", action="store_true", help="list who would be chased and why; send nothing")
     chase.add_argument("--today", type=date.fromisoformat, help="act as if today were YYYY-MM-DD (China time)")
     chase.set_defaults(run=_cmd_chase)
+
+    au = sub.add_parser("audit", help="the audit log of a unit or a year: every recorded change of state")
+    au.add_argument("--unit", metavar="CODE", help="one unit's entries (with its register changes)")
+    au.add_argument("--year", type=int, help="one year's collection")
+    au.add_argument("--kind", help="only entries whose kind starts with this, e.g. submission or mail")
+    au.add_argument("--json", action="store_true", help="print a JSON list with every entry's full detail")
+    au.set_defaults(run=_cmd_audit)
 
     srv = sub.add_parser("serve", help="serve every deployment; starts a local Prefect server if none is set")
     srv.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
@@ -294,6 +302,27 @@ def _cmd_docx_template(args: argparse.Namespace) -> int:
     args.file.write_bytes(default_template())
     log.info("Word 模板：%s（在 Word 中修改样式、页边距、页眉后，设置 NIANBAO_DOCX_TEMPLATE=%s）", args.file,
              args.file.resolve())
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from sqlmodel import Session
+
+    from tasks.audit import audit_trail, china_time
+    from tasks.db import get_engine
+
+    if args.unit is None and args.year is None:
+        raise ValueError("请用 --unit 或 --year 指定要查看的单位或年度")
+    with Session(get_engine(get_settings().db_url)) as session:
+        entries = audit_trail(session=session, unit_code=args.unit, year=args.year, kind_prefix=args.kind)
+    if args.json:
+        sys.stdout.write(json.dumps([e.public() for e in entries], ensure_ascii=False, indent=1) + "\n")
+        return 0
+    for entry in entries:
+        who = f"{entry.unit_code} " if entry.unit_code and args.unit is None else ""
+        year = f"{entry.year}年度 " if entry.year and args.year is None else ""
+        sys.stdout.write(f"{china_time(entry.at)}  {year}{who}{entry.text}\n")
+    log.info("共 %d 条记录", len(entries))
     return 0
 
 

@@ -47,7 +47,44 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, pool_pre_ping=True)
     SQLModel.metadata.create_all(engine)
     _add_new_columns(engine)
+    _make_append_only(engine, "eventlog")
     return engine
+
+
+def _make_append_only(engine: Engine, table: str) -> None:
+    """Refuse UPDATE and DELETE (and TRUNCATE) of the table in the database itself: the audit log is evidence, and
+    a mistaken or hostile statement, from nianbao or from a database console, must not rewrite it."""
+    name = f"{table}_append_only"
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            for action in ("UPDATE", "DELETE"):
+                conn.exec_driver_sql(
+                    f'CREATE TRIGGER IF NOT EXISTS {name}_{action.lower()} BEFORE {action} ON "{table}" '
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END")
+        return
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as conn:
+        present = conn.exec_driver_sql("SELECT count(*) FROM pg_trigger WHERE tgname IN (%s, %s)",
+                                       (f"{name}_rows", f"{name}_truncate")).scalar()
+    if present == 2:
+        return
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE OR REPLACE FUNCTION nianbao_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only'; END $$")
+            conn.exec_driver_sql(f'DROP TRIGGER IF EXISTS {name}_rows ON "{table}"')
+            conn.exec_driver_sql(f'DROP TRIGGER IF EXISTS {name}_truncate ON "{table}"')
+            conn.exec_driver_sql(f'CREATE TRIGGER {name}_rows BEFORE UPDATE OR DELETE ON "{table}" '
+                                 "FOR EACH ROW EXECUTE FUNCTION nianbao_append_only()")
+            conn.exec_driver_sql(f'CREATE TRIGGER {name}_truncate BEFORE TRUNCATE ON "{table}" '
+                                 "FOR EACH STATEMENT EXECUTE FUNCTION nianbao_append_only()")
+    except DBAPIError:  # another process made them at the same moment
+        with engine.connect() as conn:
+            if conn.exec_driver_sql("SELECT count(*) FROM pg_trigger WHERE tgname = %s",
+                                    (f"{name}_rows",)).scalar() != 1:
+                raise
 
 
 def _add_new_columns(engine: Engine) -> None:

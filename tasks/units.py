@@ -6,12 +6,13 @@ import csv
 import io
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session, select
 
-from schemas.tables import Unit, UnitKind, utcnow
+from schemas.tables import EventLog, Unit, UnitKind, utcnow
 
 REQUIRED_COLUMNS = ("code", "name", "kind", "contact", "email")
 OPTIONAL_COLUMNS = ("phone", "active", "leader", "leader_email")
@@ -103,6 +104,7 @@ def upsert_units(*, session: Session, rows: list[UnitRow]) -> ImportResult:
         unit = existing.get(row.code)
         if unit is None:
             session.add(Unit.model_validate(row.model_dump()))
+            session.add(EventLog(unit_code=row.code, kind="unit.created", detail=row.model_dump(mode="json")))
             created += 1
             continue
         # a column the file does not have (an older file without leader columns) leaves the unit's value alone
@@ -110,11 +112,18 @@ def upsert_units(*, session: Session, rows: list[UnitRow]) -> ImportResult:
         if not changes:
             unchanged += 1
             continue
+        session.add(EventLog(unit_code=row.code, kind="unit.updated", detail={
+            key: {"from": _plain(getattr(unit, key)), "to": _plain(value)} for key, value in changes.items()}))
         unit.sqlmodel_update(changes)
         unit.updated_at = utcnow()
         session.add(unit)
         updated += 1
     return ImportResult(created, updated, unchanged)
+
+
+def _plain(value: object) -> object:
+    """A unit's field as JSON keeps it in the audit log (an enum by its value)."""
+    return value.value if isinstance(value, StrEnum) else value
 
 
 def _read_records(path: Path) -> list[tuple[int, list[str]]]:
