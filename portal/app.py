@@ -1,4 +1,4 @@
-"""The upload page's HTTP side: routes, pages, CSRF, size limit and security headers.
+"""The upload page's HTTP side: routes, pages, CSRF, size limit, upload rate limit and security headers.
 
   GET  /u/{token}            the unit's page: name, year, status, deadline, upload form, its returns so far
   POST /u/{token}            upload a workbook; answered by a redirect to its result (POST-redirect-GET)
@@ -12,6 +12,7 @@ Any wrong, altered or expired link, and any other address, gets the same plain 4
 from __future__ import annotations
 
 import hmac
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portal import csrf
+from portal.rate_limit import UploadLimiter
 from portal.service import CHINA, Outcome, PortalService, UnitLink, china_date, china_time, result_signature
 from portal.upload import BadForm, TooLarge, read_upload
 from schemas.settings import Settings, get_settings
@@ -50,6 +52,7 @@ SECURITY_HEADERS = [
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     service = PortalService(settings)
+    limiter = UploadLimiter(settings.portal_upload_limit, settings.portal_upload_window)
     pages = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined)
     app = FastAPI(title="nianbao portal", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -134,6 +137,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                 request.headers.get("host"), settings.portal_base_url):
             return forbidden()
         sender = request.client.host if request.client else ""
+        wait = limiter.take(f"{link.campaign_id}:{link.unit_code}")
+        if wait is not None:
+            await run_in_threadpool(service.record_rate_limited, link, sender, settings.portal_upload_limit,
+                                    settings.portal_upload_window)
+            minutes = max(1, math.ceil(wait / 60))
+            response = message(429, "上传过于频繁，请稍后再试",
+                               f"本单位的报送链接在 {settings.portal_upload_window // 60} 分钟内最多上传 "
+                               f"{settings.portal_upload_limit} 次，本次未接收。",
+                               f"请约 {minutes} 分钟后再上传；如确需多次报送，请联系县政府办公室（政务公开办）。",
+                               back=back)
+            response.headers["retry-after"] = str(math.ceil(wait))
+            response.headers["connection"] = "close"  # the body is never read
+            return response
         try:
             form = await read_upload(request, settings.max_upload_bytes)
         except TooLarge as exc:

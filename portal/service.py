@@ -12,7 +12,7 @@ import hmac
 import logging
 import threading
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -200,6 +200,20 @@ class PortalService:
                                  detail={"declared_size": size, "limit": self.settings.max_upload_bytes,
                                          "sender": sender}))
             session.commit()
+
+
+    def record_rate_limited(self, link: UnitLink, sender: str, limit: int, window: int) -> None:
+        """The first refusal of a window leaves a trace (a flood of them would flood the append-only log)."""
+        since = datetime.now(UTC) - timedelta(seconds=window)
+        with Session(self.engine) as session:
+            earlier = session.exec(select(EventLog.id).where(
+                EventLog.campaign_id == link.campaign_id, EventLog.unit_code == link.unit_code,
+                EventLog.kind == "portal.upload_rate_limited", col(EventLog.at) > since)).first()
+            if earlier is None:
+                session.add(EventLog(campaign_id=link.campaign_id, unit_code=link.unit_code,
+                                     kind="portal.upload_rate_limited",
+                                     detail={"limit": limit, "window_seconds": window, "sender": sender}))
+                session.commit()
 
 
 def result_signature(link: UnitLink, submission_id: int, duplicate: bool) -> str:

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     coordinator_email: str = Field(default="", description="Who gets the daily digest; default: the From address")
     office_contact: str = Field(default="县人民政府办公室政务公开股", description="Contact line in every message")
     portal_base_url: str = Field(default="http://127.0.0.1:8765", description="Base URL of the upload page")
+    portal_upload_limit: int = Field(default=10, ge=1, description="Uploads one unit's link may make in the window")
+    portal_upload_window: int = Field(default=600, ge=1, description="Seconds of the upload limit's window")
     reminder_days: Annotated[list[int], NoDecode] = Field(
         default=[7, 3, 1], description="Days before the deadline on which late units are reminded, e.g. 7,3,1")
     mail_retries: int = Field(default=3, ge=0, description="Retries of a temporary SMTP failure, with backoff")

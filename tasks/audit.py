@@ -110,6 +110,8 @@ _DESCRIBERS: dict[str, Callable[[Mapping[str, Any]], str]] = {
                                      + ("，替换此前导入的" if d.get("replaced") else "")),
     "portal.upload_too_large": lambda d: (f"报送页面拒收过大的文件（{d.get('declared_size')}字节，"
                                           f"上限{d.get('limit')}字节）"),
+    "portal.upload_rate_limited": lambda d: (f"报送页面上传过于频繁，暂停接收（{d.get('window_seconds')}秒内最多"
+                                             f"{d.get('limit')}次）"),
     "unit_report.written": lambda d: f"生成本单位年度报告（报送记录 {d.get('submission_id')}）",
     "report.compiled": lambda d: f"汇总报告已生成（{'正式' if d.get('kind') == 'final' else '草稿'}）",
     "report.approved": lambda d: f"报告批准定稿，批准人：{d.get('approved_by')}",

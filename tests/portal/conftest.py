@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,15 @@ def opened(settings: Settings, units_file: Path, form: FormSpec) -> Opened:
 @pytest.fixture
 def portal_url(opened: Opened) -> Iterator[str]:
     """The real app on a real socket, in a thread of this process; stopped when the test ends."""
+    with serve_portal(opened.settings) as url:
+        yield url
+
+
+@contextmanager
+def serve_portal(settings: Settings) -> Iterator[str]:
+    """The app made with these settings, served by uvicorn on a free loopback port."""
     port = free_port()
-    config = uvicorn.Config(create_app(opened.settings), host="127.0.0.1", port=port, log_level="warning",
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                             server_header=False, lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -36,6 +44,8 @@ def portal_url(opened: Opened) -> Iterator[str]:
     while not server.started:  # started is set once the socket listens
         assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
