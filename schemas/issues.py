@@ -41,6 +41,26 @@ ISSUE_KINDS: dict[str, IssueKind] = {
     "file-too-large": IssueKind(
         "文件过大", Category.STRUCTURE, Scope.FILE,
         "文件大小为{found}字节，超过上限{expected}字节，未予读取。下发的工作簿填好后一般不超过100KB，请勿在其中插入图片或其他内容。"),
+    "unsafe-archive": IssueKind(
+        "压缩结构异常", Category.STRUCTURE, Scope.FILE,
+        "文件“{found}”的压缩结构异常（{note}），为安全起见未予打开。下发的工作簿填好后一般不超过100KB，"
+        "请使用下发的工作簿填报，在Excel或WPS中直接保存后报送，不要在其中插入大量内容。"),
+    "unsafe-xml": IssueKind(
+        "含有不安全的XML内容", Category.STRUCTURE, Scope.FILE,
+        "文件“{found}”中的“{note}”含有文档类型定义（DTD/实体声明），为安全起见未予读取。Excel和WPS保存的工作簿"
+        "不会含有这种内容，请使用下发的工作簿填好后在Excel或WPS中直接保存，再报送。"),
+    "macro-workbook": IssueKind(
+        "含有宏", Category.STRUCTURE, Scope.FILE,
+        "文件“{found}”含有宏（{note}），系统不打开含宏的文件。请在Excel中点“文件→另存为”，保存类型选"
+        "“Excel工作簿（*.xlsx）”，再报送另存的.xlsx文件。"),
+    "encrypted-workbook": IssueKind(
+        "设置了密码", Category.STRUCTURE, Scope.FILE,
+        "文件“{found}”{note}，系统无法读取。请在Excel中打开后点“文件→信息→保护工作簿→用密码进行加密”，"
+        "清空密码并保存（WPS：“文件→文档加密→密码加密”，清空打开密码），再报送。"),
+    "other-format": IssueKind(
+        "文件格式不对", Category.STRUCTURE, Scope.FILE,
+        "文件“{found}”是{note}，不是下发的Excel工作簿（.xlsx），系统无法读取。请在下发的.xlsx工作簿中填报，"
+        "保存类型选“Excel工作簿（*.xlsx）”后报送，不要另存为其他格式。"),
     "corrupt-workbook": IssueKind(
         "工作簿已损坏", Category.STRUCTURE, Scope.FILE,
         "工作簿无法打开，文件可能已损坏或未完整传送（{note}）。请重新保存后再报送。"),
@@ -68,6 +88,24 @@ ISSUE_KINDS: dict[str, IssueKind] = {
     "missing-name": IssueKind(
         "单元格名称缺失", Category.STRUCTURE, Scope.CELL,
         "找不到单元格“{label}”（名称 {field}）：{note}。请使用下发的工作簿，不要删除行列或名称。"),
+    "merged-input": IssueKind(
+        "填报单元格被合并", Category.STRUCTURE, Scope.CELL,
+        "工作表“{sheet}”的单元格区域{cell}被合并，其中{note}个需填写的单元格（如“{label}”）因此无法填写或"
+        "数字已丢失。请取消合并（选中该区域，再点一次“合并后居中”），逐格填写后报送。"),
+    "empty-return": IssueKind(
+        "表格尚未填写", Category.DATA, Scope.FILE,
+        "工作簿中需填写的{note}"),
+    "empty-sheet": IssueKind(
+        "整张表未填写", Category.DATA, Scope.SHEET,
+        "工作表“{sheet}”中需填写的{note}个单元格都是空的。请逐项填写，没有数据请填0。"),
+    "formula-without-value": IssueKind(
+        "公式没有计算结果", Category.DATA, Scope.CELL,
+        "“{label}”填的是公式（{found}），但文件中没有保存公式的计算结果，无法读取其数值。请直接填写数字；"
+        "或在Excel或WPS中打开此工作簿、保存后再报送。"),
+    "value-too-large": IssueKind(
+        "数值过大", Category.DATA, Scope.CELL,
+        "“{label}”为{found}，超过了合理上限{expected}，请核实是否多输了位数（Excel只保留15位有效数字，"
+        "过长的数字会被改变）。"),
     "empty-value": IssueKind(
         "未填写", Category.DATA, Scope.CELL,
         "“{label}”未填写。没有数据请填0。"),

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from tasks.archive import safe_name
+
 TEMPLATES = Path(__file__).parent / "templates"
 CHINA = ZoneInfo("Asia/Shanghai")
 SENDER = "县人民政府办公室（政务公开办）"
@@ -60,7 +62,8 @@ def write_answer(answer: Answer, outbox: Path, text: str | None = None) -> Path:
     folder = outbox / "answers" / (answer.unit_code or "_unidentified")
     kind = "重复" if answer.duplicate else ("回执" if answer.accepted else "问题清单")
     stamp = answer.received_at.astimezone(CHINA).strftime("%Y%m%d-%H%M%S")
-    path = folder / f"{stamp}-第{answer.version}次-{kind}-{Path(answer.file_name).stem}.txt"
+    # the name was made safe when the file came in; again here for an answer made from a stored row
+    path = folder / f"{stamp}-第{answer.version}次-{kind}-{Path(safe_name(answer.file_name)).stem}.txt"
     folder.mkdir(parents=True, exist_ok=True)  # mostly new: a unit's first answer is the usual one
     path.write_text(render_answer(answer) if text is None else text, encoding="utf-8")
     return path

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,8 +30,41 @@ def archive_bytes(data: bytes, archive_dir: Path, suffix: str = ".xlsx") -> tupl
 
 def receive_bytes(data: bytes, *, name: str, archive_dir: Path, channel: str, sender: str = "",
                   claimed_unit: str | None = None, received_at: datetime | None = None) -> Incoming:
-    """Archive bytes that arrived by upload or mail, before anything reads them; describe them for examine()."""
-    digest, archived = archive_bytes(data, archive_dir, Path(name).suffix.lower() or ".bin")
-    return Incoming(name=Path(name).name or "未命名文件", sha256=digest, size=len(data), archive_path=str(archived),
+    """Archive bytes that arrived by upload, mail or the inbox, before anything reads them; describe them for
+    examine() under a safe form of the name they came with."""
+    safe = safe_name(name)
+    digest, archived = archive_bytes(data, archive_dir, archive_suffix(safe))
+    return Incoming(name=safe, sha256=digest, size=len(data), archive_path=str(archived),
                     received_at_iso=(received_at or datetime.now(UTC)).isoformat(), channel=channel,
                     sender=sender, claimed_unit=claimed_unit)
+
+
+UNNAMED = "未命名文件"
+MAX_NAME_BYTES = 120  # an answer's file name adds ~45 bytes to it; most file systems allow 255
+# control characters, bidirectional overrides and invisible marks (a name must read as it is), and what Windows
+# forbids in a name (the outbox and archive may be a Windows share)
+_UNSAFE = re.compile('[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff<>:"|?*]')
+_DEVICE = re.compile(r"^(?:con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(?:\.|$)", re.IGNORECASE)  # Windows devices
+_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
+
+
+def safe_name(name: str) -> str:
+    """The name a unit's file is known by: its last path component (either slash), without control characters or
+    direction overrides, not a Windows device name, at most MAX_NAME_BYTES of UTF-8 with its suffix kept. Whatever
+    a sender puts in it, an answer or archive path made from it stays in its folder."""
+    base = unicodedata.normalize("NFC", re.split(r"[/\\]", name)[-1])
+    base = _UNSAFE.sub("_", base).strip(" .")
+    if _DEVICE.match(base):
+        base = f"_{base}"
+    if len(base.encode("utf-8")) > MAX_NAME_BYTES:
+        stem, dot, suffix = base.rpartition(".")
+        suffix = f".{suffix}" if dot and stem and len(suffix.encode("utf-8")) <= 16 else ""
+        room = MAX_NAME_BYTES - len(suffix.encode("utf-8"))
+        base = (stem if suffix else base).encode("utf-8")[:room].decode("utf-8", "ignore").rstrip(" .") + suffix
+    return base or UNNAMED
+
+
+def archive_suffix(name: str) -> str:
+    """The archived copy's suffix: the name's own when it is a plain one (.xlsx, .xls, .eml), else .bin."""
+    suffix = Path(name).suffix.lower()
+    return suffix if _SUFFIX.fullmatch(suffix) else ".bin"

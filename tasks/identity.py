@@ -34,7 +34,9 @@ def sign(identity: WorkbookIdentity, secret: str) -> str:
 
 
 def verify(identity: WorkbookIdentity, signature: str, secret: str) -> bool:
-    return hmac.compare_digest(sign(identity, secret), signature)
+    # compared as bytes: the signature read from a returned file may be any text, and compare_digest raises
+    # TypeError on a str holding a non-ASCII character
+    return hmac.compare_digest(sign(identity, secret).encode("ascii"), signature.encode("utf-8", "surrogatepass"))
 
 
 def identity_rows(identity: WorkbookIdentity, secret: str) -> list[tuple[str, str]]:

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 from schemas.figures import figures_text
-from schemas.form_spec import FormSpec
+from schemas.form_spec import FormSpec, Severity
 from schemas.issues import Issue
 from tasks.check import CheckContext, check_values, texts_of
 from tasks.identity import WorkbookIdentity, verify
-from tasks.workbook_read import read_workbook
+from tasks.workbook_read import BlankCause, RawValue, RawWorkbook, blank_causes, read_workbook
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,10 @@ def examine(data: bytes, incoming: Incoming, form: FormSpec, campaign: CampaignK
     # issues name the sheets as the unit sees them, should it have renamed one (the defined names follow)
     context = CheckContext(unit_kind=unit_kinds[unit_code], previous=previous.get(unit_code),
                            sheet_names=raw.sheet_names)
-    result = check_values(raw.values, form, context)
     texts = texts_of(raw.values, form)
-    return Examination(incoming, unit_code, [*raw.issues, *result.issues], result.values,
+    values, screened = screen_inputs(data, raw, form, has_texts=bool(texts))
+    result = check_values(values, form, context)
+    return Examination(incoming, unit_code, [*raw.issues, *screened, *result.issues], result.values,
                        figures_text(result.values), json.dumps(texts, ensure_ascii=False) if texts else "{}")
 
 
@@ -119,6 +121,122 @@ def _identify(identity: dict[str, str], incoming: Incoming, form: FormSpec, camp
 
 def _known(code: str | None, unit_kinds: dict[str, str]) -> str | None:
     return code if code in unit_kinds else None
+
+
+MAX_FIGURE = 10**9  # no unit's count or sum in 万元 comes near: a longer number is a slip on the keyboard
+_MISSING = object()
+_NOTHING_FILLED = {
+    True: "都是空白或0，表格尚未填写。请逐项填写（没有数据请填0）后再报送。",
+    False: "都是0，与下发时相同，表格看起来尚未填写。请填写本单位的数据后再报送；如本单位本年度各项确实均为0，"
+           "请在“文字部分”说明情况后再报送。",
+}
+_ALL_ZERO_EXPLAINED = "都是0。已收到“文字部分”的说明，请再核实各项确实均为0。"
+
+
+def screen_inputs(data: bytes, raw: RawWorkbook, form: FormSpec, *,
+                  has_texts: bool) -> tuple[dict[str, RawValue], list[Issue]]:
+    """The raw values left to check and the issues found before checking: one issue, not one a cell, for a return
+    left as issued (or emptied), for a sheet left empty, for a merge over input cells; a formula saved without its
+    value and a number too large to be true said as such. Cells with such an issue are left out of the check, and
+    so are the rules over them. One pass over the input cells: the usual return finds nothing here."""
+    values = raw.values
+    keys = _input_keys(form)
+    try:  # the usual return at C speed: every input cell a number, not all zero, none too large
+        # typed as numbers, which the usual return holds; any other value makes min() or max() raise TypeError
+        found = cast(list[float], list(map(values.get, keys)))
+        if None not in found and -MAX_FIGURE < min(found) and max(found) < MAX_FIGURE and any(found):
+            return values, []
+    except TypeError:
+        pass  # a text or a date among the numbers
+    blank: list[str] = []
+    large: list[str] = []
+    filled = False
+    for key in keys:
+        value = values.get(key, _MISSING)
+        if type(value) is float or type(value) is int:
+            if value:
+                filled = True
+                if not -MAX_FIGURE < value < MAX_FIGURE:
+                    large.append(key)
+        elif value is None or (type(value) is str and not value.strip()):
+            blank.append(key)
+        elif value is not _MISSING:
+            filled = True
+    if filled and not blank and not large:
+        return values, []
+    issues: list[Issue] = []
+    dropped: set[str] = set()
+    if blank:
+        causes = blank_causes(data, raw, blank, keys)
+        issues += _cause_issues(causes, raw, form)
+        dropped |= causes.keys()
+        blank = [key for key in blank if key not in causes]
+    if not filled and not dropped:
+        count = sum(1 for key in keys if key in raw.places)
+        explained = has_texts and not blank
+        issues.append(Issue(code="empty-return", severity=Severity.WARNING if explained else Severity.ERROR,
+                            note=f"{count}个数字单元格" + (_ALL_ZERO_EXPLAINED if explained
+                                                          else _NOTHING_FILLED[bool(blank)])))
+        dropped |= set(blank)
+    elif blank:
+        issues += _empty_sheets(blank, raw, form, dropped)
+    for key in large:
+        cell = form.cell_by_key[key]
+        issues.append(Issue(code="value-too-large", rule="R5", sheet=_sheet_of(raw, form, key), cell=cell.address,
+                            field=key, label=cell.label, found=_plain(values[key]), expected=str(MAX_FIGURE - 1)))
+        dropped.add(key)
+    return ({k: v for k, v in values.items() if k not in dropped} if dropped else values), issues
+
+
+_keys: dict[int, tuple[FormSpec, tuple[str, ...]]] = {}
+
+
+def _input_keys(form: FormSpec) -> tuple[str, ...]:
+    """The form's input cell keys, made once a form (the form is held, so its id is not reused)."""
+    known = _keys.get(id(form))
+    if known is None:
+        known = _keys[id(form)] = (form, tuple(key for key, _ in form.input_whole))
+    return known[1]
+
+
+def _cause_issues(causes: dict[str, BlankCause], raw: RawWorkbook, form: FormSpec) -> list[Issue]:
+    issues = []
+    merges: dict[tuple[str, str], str] = {}  # (sheet, range) -> first blank key under it
+    for key, cause in causes.items():
+        cell = form.cell_by_key[key]
+        sheet = _sheet_of(raw, form, key)
+        if cause.kind == "formula":
+            issues.append(Issue(code="formula-without-value", rule="R5", sheet=sheet, cell=cell.address, field=key,
+                                label=cell.label, found=cause.where[:60]))
+        elif (sheet, cause.where) not in merges:
+            merges[(sheet, cause.where)] = key
+            issues.append(Issue(code="merged-input", sheet=sheet, cell=cause.where, field=key, label=cell.label,
+                                note=str(cause.inputs)))
+    return issues
+
+
+def _empty_sheets(blank: list[str], raw: RawWorkbook, form: FormSpec, dropped: set[str]) -> list[Issue]:
+    """One issue a sheet whose input cells (two or more) are all blank; its cells join `dropped`."""
+    by_sheet: dict[str, list[str]] = {}
+    for key in blank:
+        by_sheet.setdefault(form.cell_by_key[key].sheet, []).append(key)
+    issues = []
+    for sheet_id, keys in by_sheet.items():
+        placed = [c.key for c in form.input_cells if c.sheet == sheet_id and c.key in raw.places]
+        if len(keys) >= 2 and len(keys) == len(placed):
+            issues.append(Issue(code="empty-sheet", sheet=_sheet_of(raw, form, keys[0]), note=str(len(keys))))
+            dropped.update(keys)
+    return issues
+
+
+def _sheet_of(raw: RawWorkbook, form: FormSpec, key: str) -> str:
+    place = raw.places.get(key)
+    return place[0] if place else form.sheet_by_id[form.cell_by_key[key].sheet].name
+
+
+def _plain(value: RawValue) -> str:
+    number = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
+    return format(number, "f")
 
 
 def examine_received(received: list[tuple[bytes, Incoming]], *, form: FormSpec, context: IngestContext,

@@ -37,7 +37,7 @@ from sqlmodel import Session, col, select
 from schemas.form_spec import FormSpec
 from schemas.tables import MailboxMessage, Unit
 from tasks.answers import CHINA, SENDER, write_answer
-from tasks.archive import archive_bytes, receive_bytes
+from tasks.archive import archive_bytes, receive_bytes, safe_name
 from tasks.ingest import IngestContext, examine_received
 from tasks.intake import answer_for, store_received
 from tasks.submissions import Stored
@@ -114,11 +114,12 @@ def parse_mail(raw: bytes) -> ParsedMail:
         if part.get("content-id") and part.get_content_disposition() == "inline" \
                 and part.get_content_maintype() == "image":
             continue  # a logo in the signature, not an attachment the unit chose
-        if Path(filename).suffix.lower() in WORKBOOK_SUFFIXES:
+        name = safe_name(filename)  # a sender's name may hold a path, line breaks or direction overrides
+        if Path(name).suffix.lower() in WORKBOOK_SUFFIXES:
             payload = part.get_payload(decode=True)
-            workbooks.append(Attachment(Path(filename).name, payload if isinstance(payload, bytes) else b""))
+            workbooks.append(Attachment(name, payload if isinstance(payload, bytes) else b""))
         else:
-            others.append(Path(filename).name)
+            others.append(name)
     return ParsedMail(
         message_id=str(message.get("message-id") or "").strip()[:300], sender=address.strip().lower(),
         sender_name=name, subject=str(message.get("subject") or "").strip(), workbooks=workbooks, others=others,

@@ -9,18 +9,21 @@ values, and every way the bytes can fail to be our workbook into a structure Iss
 from __future__ import annotations
 
 import io
+import logging
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from itertools import islice
 from xml.sax.saxutils import unescape
 
 import python_calamine
 
 from schemas.form_spec import CellSpec, FormSpec, TextSpec
 from schemas.issues import Issue
+from tasks.file_guard import OLE_SIGNATURE, Refused, guard_archive, guard_sheets, sniff_compound, sniff_package
 from tasks.identity import IDENTITY_SHEET
 from tasks.xlsx_values import (
     Archive,
@@ -32,6 +35,8 @@ from tasks.xlsx_values import (
     plain_styles,
     sheet_parts,
 )
+
+log = logging.getLogger(__name__)
 
 # what calamine gives for a cell; dates and durations appear where a unit formatted a cell as one
 RawValue = float | int | str | bool | date | time | datetime | timedelta | None
@@ -57,16 +62,25 @@ def read_workbook(data: bytes, form: FormSpec, name: str = "") -> RawWorkbook:
     """Identity and raw cell values of a returned file; what cannot be read becomes an Issue, never an exception."""
     raw = RawWorkbook()
     if not data.startswith(b"PK"):
-        raw.issues.append(Issue(code="not-a-workbook", found=name))
+        code, note = sniff_compound(data, name) if data.startswith(OLE_SIGNATURE) else ("not-a-workbook", "")
+        raw.issues.append(Issue(code=code, found=name, note=note))
         return raw
     try:
         return _read_usual(data, form)
+    except Refused as exc:
+        raw.issues.append(Issue(code=exc.code, found=name, note=exc.note))
+        return raw
     except Exception:  # noqa: BLE001  Unusual, or damage the fast path trips on: calamine reads it and says what
         pass
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            if "xl/workbook.xml" not in zf.namelist():
-                raw.issues.append(Issue(code="not-a-workbook", found=name))
+            infos = zf.infolist()
+            guard_archive(data, infos)  # calamine trusts what the archive says of itself: nothing unsafe reaches it
+            guard_sheets(zf, infos)  # CRC-32 of every member; no sheet so far-reaching that calamine would abort
+            names = {info.filename for info in infos}
+            if "xl/workbook.xml" not in names:
+                code, note = sniff_package(names) or ("not-a-workbook", "")
+                raw.issues.append(Issue(code=code, found=name, note=note))
                 return raw
             plan = _plan(form, zf.read("xl/workbook.xml"))
         book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
@@ -75,6 +89,8 @@ def read_workbook(data: bytes, form: FormSpec, name: str = "") -> RawWorkbook:
             return raw
         raw.identity = _identity(book.get_sheet_by_name(IDENTITY_SHEET).to_python(skip_empty_area=False))
         _read_cells(raw, form, book, plan)
+    except Refused as exc:
+        raw.issues.append(Issue(code=exc.code, found=name, note=exc.note))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, UnicodeDecodeError, KeyError) as exc:
         raw.identity = None
         raw.issues.append(Issue(code="corrupt-workbook", note=type(exc).__name__))
@@ -255,3 +271,84 @@ def _parse_reference(ref: str) -> tuple[str, str, int, int] | None:
     for char in column:
         col = col * 26 + ord(char) - 64
     return sheet, f"{column}{row}", row - 1, col - 1
+
+
+MAX_MERGES = 5_000
+_MERGE = re.compile(rb'<mergeCell ref="([A-Z]{1,3}[0-9]{1,7}):([A-Z]{1,3}[0-9]{1,7})"')
+_FORMULA = re.compile(rb"<f\b[^>]*?(?:/>|>([^<]*)</f>)")
+
+
+@dataclass(frozen=True)
+class BlankCause:
+    kind: str  # "merged" or "formula"
+    where: str  # the merged range (e.g. D6:F6) or the formula as the unit typed it (e.g. =3+5)
+    inputs: int = 1  # input cells under the merge
+
+
+def blank_causes(data: bytes, raw: RawWorkbook, blank: Iterable[str], inputs: Iterable[str]) -> dict[str, BlankCause]:
+    """Why input cells read blank, where the file shows it: under a merge the unit made, or a formula saved without
+    its value. Reads those sheets' XML once more, so only a return with blank input cells comes here (not the usual
+    one). A merge counts when it covers two input cells or more, or one input cell not at its top left (the issued
+    workbook merges some input cells with the empty cells to their right)."""
+    wanted: dict[str, list[tuple[str, tuple[int, int]]]] = {}
+    for key in blank:
+        if key in raw.places:
+            sheet, address = raw.places[key]
+            wanted.setdefault(sheet, []).append((key, _row_col(address)))
+    at: dict[tuple[str, tuple[int, int]], str] = {}
+    for key in inputs:
+        if key in raw.places:
+            sheet, address = raw.places[key]
+            at[(sheet, _row_col(address))] = key
+    causes: dict[str, BlankCause] = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            parts = sheet_parts(zf.read("xl/workbook.xml"), zf.read("xl/_rels/workbook.xml.rels"))
+            for sheet, cells in wanted.items():
+                xml = zf.read(parts[sheet])
+                # a real sheet has tens of merges; a made-up one may have millions: the first few thousand will do
+                merges = [(_row_col(first.decode()), _row_col(last.decode()))
+                          for first, last in islice(_MERGE.findall(xml), MAX_MERGES)]
+                for key, place in cells:
+                    cause = _merge_over(sheet, place, merges, at) or _formula_in(xml, raw.places[key][1])
+                    if cause is not None:
+                        causes[key] = cause
+    except Exception:  # noqa: BLE001  a file calamine reads but this look does not: its blanks stay plain blanks
+        log.info("could not look into the blank cells of a return", exc_info=True)
+    return causes
+
+
+def _merge_over(sheet: str, place: tuple[int, int], merges: list[tuple[tuple[int, int], tuple[int, int]]],
+                at: dict[tuple[str, tuple[int, int]], str]) -> BlankCause | None:
+    row, col = place
+    for (top, left), (bottom, right) in merges:
+        if top <= row <= bottom and left <= col <= right:  # (a merge may span the whole sheet: count the inputs)
+            covered = sum(1 for (s, (r, c)) in at if s == sheet and top <= r <= bottom and left <= c <= right)
+            if covered >= 2 or (row, col) != (top, left):
+                return BlankCause("merged", f"{_address(top, left)}:{_address(bottom, right)}", covered)
+    return None
+
+
+def _formula_in(xml: bytes, address: str) -> BlankCause | None:
+    cell = re.search(rb'<c r="' + address.encode("ascii") + rb'"[^>]*?(?:/>|>(.*?)</c>)', xml, re.DOTALL)
+    formula = _FORMULA.search(cell.group(1)) if cell is not None and cell.group(1) else None
+    if formula is None:
+        return None
+    text = unescape((formula.group(1) or b"").decode("utf-8", "replace"), {"&quot;": '"', "&apos;": "'"})
+    return BlankCause("formula", f"={text}" if text else "共享公式")
+
+
+def _row_col(address: str) -> tuple[int, int]:
+    letters = address.rstrip("0123456789")
+    col = 0
+    for char in letters:
+        col = col * 26 + ord(char) - 64
+    return int(address[len(letters):]), col
+
+
+def _address(row: int, col: int) -> str:
+    letters = ""
+    while col:
+        col, rest = divmod(col - 1, 26)
+        letters = chr(65 + rest) + letters
+    return f"{letters}{row}"

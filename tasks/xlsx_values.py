@@ -4,10 +4,13 @@
 A return nearly always is the workbook we issued, filled in Excel, WPS or by a program: plain numbers in the input
 cells, formulas in the totals. This module reads exactly that: the zip's members found through its central
 directory, each needed cell picked from its sheet's XML by address. At the first thing it does not read itself it
-raises Unusual, and tasks/workbook_read.py reads the file with calamine instead: an encrypted or zip64 archive, a
-member that does not inflate to its size and CRC, a number in a date or time format, an error value, inline text
-in a cell of ours, a cell element it cannot place. A test compares both readers over returns of every kind
-(tests/tasks/test_xlsx_values.py).
+raises Unusual, and tasks/workbook_read.py reads the file with calamine instead: a zip64 archive, a member that does
+not inflate to its size and CRC, an XML part with a comment or a DTD before its root element, a number in a date or
+time format, an error value, inline text in a cell of ours, a cell element it cannot place. A test compares both
+readers over returns of every kind (tests/tasks/test_xlsx_values.py). What must not be read at all (a zip bomb, a
+password, macros) it refuses as it walks the central directory (tasks/file_guard.py: Refused).
+
+Nothing here expands an XML entity: values are picked by regex, and only the five predefined entities are resolved.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import struct
 import zlib
 from dataclasses import dataclass
 from xml.sax.saxutils import unescape
+
+from tasks.file_guard import RATIO_GRACE, Refused, names_hold_macros, prolog_is_plain, refuse_member, refuse_totals
 
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # a sheet inflating to more is left to calamine (and to its limits)
 
@@ -96,6 +101,8 @@ class Archive:
             raise Unusual(f"{name} does not inflate") from exc
         if len(content) != entry.size or zlib.crc32(content) != entry.crc:
             raise Unusual(f"{name} is damaged")
+        if not prolog_is_plain(content):  # a DTD may declare entities: the guard before calamine refuses it
+            raise Unusual(f"{name} has more than a declaration before its root element")
         return content
 
 
@@ -106,7 +113,10 @@ def _central_directory(data: bytes) -> dict[str, Entry]:
     disk, cd_disk, here, count, size, offset = struct.unpack_from("<HHHHII", data, end + 4)
     if disk or cd_disk or here != count or count == 0xFFFF or offset == 0xFFFFFFFF or offset + size > end:
         raise Unusual("multi-disk or zip64 archive")
+    refuse_totals(count, 0)
     entries: dict[str, Entry] = {}
+    seen: set[str] = set()
+    total = 0
     position = offset
     for _ in range(count):
         if position + _CENTRAL.size > end:
@@ -115,12 +125,23 @@ def _central_directory(data: bytes) -> dict[str, Entry]:
          extra_length, comment_length, _disk, _internal, _external, local) = _CENTRAL.unpack_from(data, position)
         if signature != _CENTRAL_SIGNATURE:
             raise Unusual("bad central directory entry")
-        if flags & 0x1 or method not in (0, 8) or 0xFFFFFFFF in (compressed, size, local) or \
-                size > MAX_MEMBER_BYTES:
-            raise Unusual("encrypted, zip64 or unusually compressed member")
-        raw_name = data[position + 46:position + 46 + name_length]
-        entries[raw_name.decode("utf-8" if flags & 0x800 else "cp437")] = Entry(method, crc, compressed, size, local)
+        if 0xFFFFFFFF in (compressed, size, local):
+            raise Unusual("a zip64 member")  # its real sizes are elsewhere: zipfile reads them for the guard
+        name = data[position + 46:position + 46 + name_length].decode("utf-8" if flags & 0x800 else "cp437")
+        if flags & 0x1 or size > RATIO_GRACE:  # a password, or large enough to be a bomb: look closer
+            refuse_member(name, flags, compressed, size)
+        total += size
+        if method not in (0, 8) or size > MAX_MEMBER_BYTES:
+            raise Unusual("an unusually compressed or large member")
+        if name.replace("\\", "/") in seen:  # calamine reads "\\" as "/": one name, whichever slash
+            raise Unusual(f"a member named twice: {name}")  # the other path refuses it: which copy is the file's?
+        seen.add(name.replace("\\", "/"))
+        entries[name] = Entry(method, crc, compressed, size, local)
         position += 46 + name_length + extra_length + comment_length
+    refuse_totals(count, total)
+    macros = names_hold_macros("\n".join(entries))
+    if macros is not None:
+        raise Refused("macro-workbook", macros)
     return entries
 
 

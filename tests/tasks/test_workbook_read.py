@@ -101,7 +101,7 @@ def _garbled_workbook_xml() -> bytes:
     (b"\xe5\xb9\xb4\xe6\x8a\xa5 plain text, not a workbook\n", "report.txt", "not-a-workbook"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 64, "scan.png", "not-a-workbook"),
     (b"", "empty.xlsx", "not-a-workbook"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504, "old.xls", "not-a-workbook"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504, "old.xls", "other-format"),  # tests/hostile: the kinds
     (_docx_like(), "report.docx", "not-a-workbook"),
     (_garbled_workbook_xml(), "garbled.xlsx", "corrupt-workbook"),
     (b"PK\x03\x04 not really a zip", "fake.xlsx", "corrupt-workbook"),
