@@ -2,13 +2,14 @@
 
 Totals are recomputed from their parts (formulas written by openpyxl carry no cached value, and a unit may have
 typed over one); a total that holds a number disagreeing with its parts is an issue of the rule that defines it.
+Sums are exact whatever the size of the figures (EXACT): a rule holds or fails on the figures, never on a rounding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation, localcontext
 
 from schemas.form_spec import (
     AllZeroRule,
@@ -26,6 +27,10 @@ from tasks.workbook_read import RawValue
 _EXACT = 2**53  # floats below this are exact integers when whole
 _ZERO = Decimal(0)
 _SMALL = tuple(Decimal(n) for n in range(10_000))  # most figures are small whole numbers: made once
+# The context every sum of figures is made in. Decimal's default keeps 28 digits, so 10**28 + 1 == 10**28 there and
+# a unit whose 勾稽关系 is off by one would pass; here an addition is never rounded. Only additions and comparisons
+# run in it (a division would try to fill its precision).
+EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,10 @@ def check_values(raw: Mapping[str, RawValue], form: FormSpec, context: CheckCont
             issues.append(issue)
         if value is not None:
             values[key] = value
-    issues.extend(_recompute_totals(raw, form, values, context))
-    for rule in form.rules:
-        issues.extend(_apply(rule, form, values, context))
+    with localcontext(EXACT):
+        issues.extend(_recompute_totals(raw, form, values, context))
+        for rule in form.rules:
+            issues.extend(_apply(rule, form, values, context))
     return CheckResult(values, issues)
 
 
@@ -116,6 +122,8 @@ def parse_cell(raw: RawValue, cell: CellSpec, sheet: str) -> tuple[Decimal | Non
         return issue("type-error", str(raw)[:40])
     if value < 0:
         return issue("negative-value", _fmt(value))
+    if value.is_signed():  # -0 (a program's or a formula's): kept as such it would be shown as -0.0000
+        value = value.copy_abs()
     if cell.type is CellType.INT:
         if value != value.to_integral_value():
             return issue("not-whole-number", _fmt(value))
@@ -134,12 +142,21 @@ def _recompute_totals(raw: Mapping[str, RawValue], form: FormSpec, values: dict[
         typed = raw.get(key)
         if typed is None or (isinstance(typed, str) and not typed.strip()):
             continue  # a formula saved without a cached value
-        rule = form.totals[key]
-        cell = form.cell_by_key[key]
-        if isinstance(typed, bool) or not isinstance(typed, int | float) or Decimal(repr(typed)) != computed:
+        number = _typed_number(typed)
+        if number is None or number != computed:
+            rule = form.totals[key]
+            cell = form.cell_by_key[key]
             yield Issue(code="total-mismatch", rule=rule.id, rule_title=rule.title, sheet=_sheet(form, cell, context),
                         cell=cell.address, field=key, label=cell.label, expected=_fmt(computed),
-                        found=str(typed)[:40] if isinstance(typed, str) else _fmt(Decimal(repr(typed))))
+                        found=str(typed)[:40] if number is None else _fmt(number))
+
+
+def _typed_number(typed: RawValue) -> Decimal | None:
+    """The number a total cell holds (NaN and infinities too: they differ from any sum), None for anything else
+    (a text, a boolean, a date: a unit may type or format over a total)."""
+    if isinstance(typed, bool) or not isinstance(typed, int | float):
+        return None
+    return Decimal(typed) if isinstance(typed, int) else Decimal(repr(typed))
 
 
 def _apply(rule: object, form: FormSpec, values: dict[str, Decimal], context: CheckContext) -> Iterator[Issue]:
@@ -211,9 +228,10 @@ def cross_year(values: Mapping[str, Decimal], previous: Mapping[str, Decimal], f
     """The cross-year rules (S3 stock and flow, S4 carry-over) of figures against last year's."""
     context = CheckContext(previous=previous)
     issues: list[Issue] = []
-    for rule in form.rules:
-        if isinstance(rule, StockFlowRule | CarryOverRule):
-            issues.extend(_apply(rule, form, dict(values), context))
+    with localcontext(EXACT):
+        for rule in form.rules:
+            if isinstance(rule, StockFlowRule | CarryOverRule):
+                issues.extend(_apply(rule, form, dict(values), context))
     return issues
 
 
@@ -221,16 +239,17 @@ def recheck(values: Mapping[str, Decimal], form: FormSpec) -> list[Issue]:
     """Every sum rule on already-exact figures (the consolidated county figures): totals included."""
     issues: list[Issue] = []
     context = CheckContext()
-    for rule in form.sum_rules():
-        if rule.computes:
-            key = rule.left[0]
-            if key in values and all(p in values for p in rule.right):
-                parts = sum((values[p] for p in rule.right), Decimal(0))
-                if parts != values[key]:
-                    cell = form.cell_by_key[key]
-                    issues.append(Issue(code="total-mismatch", rule=rule.id, rule_title=rule.title,
-                                        sheet=_sheet(form, cell, context), cell=cell.address, field=key,
-                                        label=cell.label, expected=_fmt(parts), found=_fmt(values[key])))
-        else:
-            issues.extend(_sum_equals(rule, form, dict(values), context))
+    with localcontext(EXACT):
+        for rule in form.sum_rules():
+            if rule.computes:
+                key = rule.left[0]
+                if key in values and all(p in values for p in rule.right):
+                    parts = sum((values[p] for p in rule.right), Decimal(0))
+                    if parts != values[key]:
+                        cell = form.cell_by_key[key]
+                        issues.append(Issue(code="total-mismatch", rule=rule.id, rule_title=rule.title,
+                                            sheet=_sheet(form, cell, context), cell=cell.address, field=key,
+                                            label=cell.label, expected=_fmt(parts), found=_fmt(values[key])))
+            else:
+                issues.extend(_sum_equals(rule, form, dict(values), context))
     return issues

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from schemas.form_spec import CellType, Consolidation, FormSpec
 from schemas.issues import Issue
-from tasks.check import recheck
+from tasks.check import EXACT, recheck
 
 
 @dataclass
@@ -27,13 +27,14 @@ def consolidate(form: FormSpec, year: int, per_unit: dict[str, dict[str, Decimal
     cells: dict[str, Decimal] = {}
     notes = []
     designated = per_unit.get(designated_unit) if designated_unit else None
-    for cell in form.cells:
-        if cell.consolidation is Consolidation.DESIGNATED:
-            if designated is None:
-                notes.append(f"{cell.label}：指定报送单位（{designated_unit or '未指定'}）尚未报送，暂按0列示")
-            cells[cell.key] = designated.get(cell.key, Decimal(0)) if designated else Decimal(0)
-        else:
-            cells[cell.key] = sum((figures.get(cell.key, Decimal(0)) for figures in per_unit.values()), Decimal(0))
+    with localcontext(EXACT):  # a county figure is the exact sum: 1 + 1E-65 yuan is not rounded to 1 (28 digits)
+        for cell in form.cells:
+            if cell.consolidation is Consolidation.DESIGNATED:
+                if designated is None:
+                    notes.append(f"{cell.label}：指定报送单位（{designated_unit or '未指定'}）尚未报送，暂按0列示")
+                cells[cell.key] = designated.get(cell.key, Decimal(0)) if designated else Decimal(0)
+            else:
+                cells[cell.key] = sum((figures.get(cell.key, Decimal(0)) for figures in per_unit.values()), Decimal(0))
     return CountyFigures(year, units_expected, len(per_unit), cells, designated_unit, recheck(cells, form), notes)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, text, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Executable
 from sqlmodel import Session, func, select
 
 from schemas.settings import Settings
@@ -29,7 +31,7 @@ def test_the_log_refuses_updates_and_deletes(settings: Settings) -> None:
     with Session(engine) as session:
         session.add(EventLog(unit_code="T001", kind="submission.accepted", detail={"version": 1}))
         session.commit()
-    statements = [update(EventLog).values(kind="submission.rejected"), delete(EventLog),
+    statements: list[Executable] = [update(EventLog).values(kind="submission.rejected"), delete(EventLog),
                   text("UPDATE eventlog SET unit_code = 'T002'"), text("DELETE FROM eventlog")]
     if engine.dialect.name == "postgresql":
         statements.append(text("TRUNCATE eventlog"))
@@ -92,7 +94,8 @@ def test_a_years_trail_and_a_units_trail_of_that_year(settings: Settings) -> Non
         new = Campaign(form_id="xxgk-annual", form_version="2021", year=2021, deadline=start.date(), secret="b")
         session.add_all([old, new])
         session.flush()
-        rows = [(None, "T001", "unit.created", {"name": "城关镇"}),
+        rows: list[tuple[int | None, str | None, str, dict[str, Any]]] = [
+                (None, "T001", "unit.created", {"name": "城关镇"}),
                 (old.id, "T001", "submission.accepted", {"version": 1, "file": "a.xlsx", "submission_id": 1,
                                                          "channel": "inbox"}),
                 (new.id, None, "campaign.opened", {"deadline": "2022-01-20"}),
