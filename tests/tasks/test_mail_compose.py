@@ -17,6 +17,7 @@ from urllib.parse import unquote_to_bytes
 
 import pytest
 
+from schemas.issues import Issue
 from tasks.answers import Answer, render_answer
 from tasks.chase import UnitSituation, plan_chase
 from tasks.check import CheckContext, check_values
@@ -185,6 +186,17 @@ def test_an_escalation_goes_to_the_leader_with_the_contact_in_copy_and_lists_out
     assert text.startswith("刘强同志：")
     for body in (text, html):
         assert "C12" in body and "表三" in body and "R2" in body and "12" in body and "王敏" in body
+
+
+def test_a_file_level_issue_is_not_given_an_expected_and_found_line(config):
+    """'实际：年报.xls' under 'not a workbook' reads as if the file name were a wrong figure."""
+    issue = Issue(code="not-a-workbook", found="年报.xls").public()
+    plan = plan_chase(today=date(2022, 1, 17), deadline=CAMPAIGN.deadline, reminder_days=(7, 3, 1),
+                      units=[_situation(status="rejected", issues=(issue,))])
+    [action] = plan.actions
+    text, html = _bodies(_parsed(compose_chase(config, CAMPAIGN, action, plan.today))[1])
+    assert issue["message"] in text and issue["message"] in html
+    assert "实际：" not in text and "<td>年报.xls</td>" not in html
 
 
 def test_the_digest_tells_the_coordinator_who_was_chased_who_is_overdue_and_what_bounced(config):
