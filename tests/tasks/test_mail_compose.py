@@ -195,7 +195,8 @@ def test_a_file_level_issue_is_not_given_an_expected_and_found_line(config):
                       units=[_situation(status="rejected", issues=(issue,))])
     [action] = plan.actions
     text, html = _bodies(_parsed(compose_chase(config, CAMPAIGN, action, plan.today))[1])
-    assert issue["message"] in text and issue["message"] in html
+    message = str(issue["message"])
+    assert message in text and message in html
     assert "实际：" not in text and "<td>年报.xls</td>" not in html
 
 
