@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, wait
@@ -27,13 +28,17 @@ from typing import TypeVar
 from schemas.form_spec import FormSpec
 from schemas.issues import Issue
 from tasks.answer_writing import AnswerJob, AnswerPlace, Written, write_answers
-from tasks.inbox import receive
+from tasks.inbox import Holder, receive, this_process
 from tasks.ingest import Examination, IngestContext, examine_received
 
 log = logging.getLogger(__name__)
 WORKER_MODULES = [__name__, "tasks.worker_preload"]  # imported once by the forkserver, inherited by every worker
 T = TypeVar("T")
 MIN_FILES_FOR_WORKERS = 100  # below this, starting the workers (~0.3-0.5 s) costs more than it saves
+OWNER_CHECK_SECONDS = 1.0  # a worker looks this often whether the flow's process is still there
+# where the files are: the inbox, or the claim folders of a run (its own and those of dead runs it took over); a
+# subfolder of one of them names the unit that sent the file
+Roots = str | tuple[str, ...]
 
 
 class ExaminationPool:
@@ -77,11 +82,11 @@ class ExaminationPool:
         finally:
             self._started.set()
 
-    def examine(self, paths: Sequence[str], inbox: str) -> list[Examination]:
+    def examine(self, paths: Sequence[str], inbox: Roots) -> list[Examination]:
         """Archive and examine the files, in order; never raises for a bad file."""
         return [e for batch in self.examine_batches(paths, inbox, batch_size=max(len(paths), 1)) for e in batch]
 
-    def examine_batches(self, paths: Sequence[str], inbox: str, *, batch_size: int) -> Iterator[list[Examination]]:
+    def examine_batches(self, paths: Sequence[str], inbox: Roots, *, batch_size: int) -> Iterator[list[Examination]]:
         """The files' examinations in order, batch_size at a time; the workers go on with the next files while
         the caller stores a batch. Never raises for a bad file.
 
@@ -115,7 +120,7 @@ class ExaminationPool:
                 return
 
     def _submit(self, chunk: list[str],
-                inbox: str) -> tuple[list[str], ProcessPoolExecutor, Future[list[Examination]] | None]:
+                inbox: Roots) -> tuple[list[str], ProcessPoolExecutor, Future[list[Examination]] | None]:
         """The chunk, its pool and its future; no future when the pool is broken (it is examined after the crash)."""
         executor = self._executor
         assert executor is not None
@@ -125,7 +130,7 @@ class ExaminationPool:
             return chunk, executor, None
 
     def _result(self, chunk: list[str], executor: ProcessPoolExecutor, future: Future[list[Examination]] | None,
-                inbox: str) -> list[Examination]:
+                inbox: Roots) -> list[Examination]:
         if future is None:
             return self._after_crash(executor, chunk, inbox)
         try:
@@ -164,7 +169,7 @@ class ExaminationPool:
         return ProcessPoolExecutor(self._workers, mp_context=context, initializer=_init_worker,
                                    initargs=(self._job,))
 
-    def _after_crash(self, broken: ProcessPoolExecutor, chunk: list[str], inbox: str) -> list[Examination]:
+    def _after_crash(self, broken: ProcessPoolExecutor, chunk: list[str], inbox: Roots) -> list[Examination]:
         """A worker died: replace the pool (once, whichever chunk of it saw it first), then examine the chunk
         file by file in a pool of its own, and reject the file that kills a worker again."""
         log.error("an examination worker died; examining %d files one at a time", len(chunk))
@@ -183,7 +188,7 @@ class ExaminationPool:
                     single.shutdown(wait=False)
                     single = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"),
                                                  initializer=_init_worker, initargs=(self._job,))
-                    _, incoming = receive(Path(path), Path(inbox), Path(self._job.archive_dir))
+                    _, incoming = receive(Path(path), _root_paths(inbox), Path(self._job.archive_dir))
                     issue = Issue(code="corrupt-workbook", note="读取时程序异常退出")
                     examined.append(Examination(incoming, incoming.claimed_unit, [issue]))
         finally:
@@ -218,6 +223,7 @@ class _Job:
         self.context = context
         self.archive_dir = archive_dir
         self.max_bytes = max_bytes
+        self.owner = this_process()  # the flow's process: the workers end when it does
 
 
 _worker_job: _Job | None = None
@@ -229,23 +235,38 @@ def _init_worker(job: _Job) -> None:
     # what is loaded now lives as long as the worker: keep it out of the collector's full passes, which would
     # otherwise walk every imported module's objects again and again while the files' objects come and go
     gc.freeze()
+    threading.Thread(target=_end_with, args=(job.owner,), name="end-with-owner", daemon=True).start()
+
+
+def _end_with(owner: Holder) -> None:
+    """End this worker once the flow's process has ended. Killed (SIGKILL, the OOM killer), it cannot stop its
+    workers, and nothing else would: they (and their forkserver) would wait for work for ever, one of them perhaps
+    still writing answers the next run writes too."""
+    while not owner.is_gone():
+        time.sleep(OWNER_CHECK_SECONDS)
+    os._exit(1)
 
 
 def _ready() -> None:
     """Nothing: submitted once a worker, so that every worker starts straight away."""
 
 
-def _examine_in_worker(paths: list[str], inbox: str) -> list[Examination]:
+def _examine_in_worker(paths: list[str], inbox: Roots) -> list[Examination]:
     assert _worker_job is not None, "worker not initialised"
     # the figures travel back as their stored JSON text (Examination.figures); the Decimals would cost the flow's
     # process one Decimal a figure to unpickle, 200,000 for 1,000 files, and nothing there reads them
     return [replace(e, values={}) for e in _examine_paths(_worker_job, paths, inbox)]
 
 
-def _examine_paths(job: _Job, paths: Sequence[str], inbox: str) -> list[Examination]:
-    received = [receive(Path(path), Path(inbox), Path(job.archive_dir)) for path in paths]
+def _examine_paths(job: _Job, paths: Sequence[str], inbox: Roots) -> list[Examination]:
+    roots = _root_paths(inbox)
+    received = [receive(Path(path), roots, Path(job.archive_dir)) for path in paths]
     return examine_received(received, form=job.form, context=job.context,
                             max_bytes=job.max_bytes)
+
+
+def _root_paths(inbox: Roots) -> list[Path]:
+    return [Path(inbox)] if isinstance(inbox, str) else [Path(root) for root in inbox]
 
 
 def _slices(items: list[T], size: int) -> list[list[T]]:

@@ -14,7 +14,8 @@ retries), a permanent failure to an address that has since changed (the unit's e
 `pending` claim older than STALE_CLAIM. The last one is the crash case, decided deliberately: a pending claim that
 old means its sender died between claim and outcome, and we cannot know whether the server got the message. We
 send it again, with the same Message-ID (derived from the key), rather than leave a unit without its workbook or
-its answer: a rare duplicate, which mail clients recognise by that Message-ID, beats a message silently lost.
+its answer: a rare duplicate, which mail clients recognise by that Message-ID, beats a message silently lost. When
+the sender is known to be dead (the ingest run that takes over its claim), reopen_abandoned() does not wait.
 """
 
 from __future__ import annotations
@@ -228,6 +229,31 @@ def release_claims(*, session: Session, claims: Sequence[Claim]) -> None:
         session.execute(update(table).where(table.c.id == bindparam("b_id"),
                                             table.c.status == MailStatus.PENDING)
                         .values(status=bindparam("b_status"), recipient=bindparam("b_recipient")), taken)
+    session.commit()
+
+
+def reopen_abandoned(*, session: Session, keys: Sequence[str], before: datetime) -> None:
+    """Make owed at once the pending claims of a run known to be dead, and commit: each is failed-temporary, so
+    the next claim takes it over, rather than after STALE_CLAIM.
+
+    The caller knows: it holds the files these messages answer, which only the run whose claim folder it took over
+    held before (the ingest flow, tasks/resume.py). before: when it took over; a claim made since then is a live
+    run's (a catch-up pass of the chase flow, say) and is left alone. The dead run may have written or sent the
+    message before it died: an .eml is written again to the same file; over SMTP it goes again with the same
+    Message-ID, as for a stale claim.
+    """
+    table = _table(MailMessage)
+    cutoff = before if before.tzinfo else before.replace(tzinfo=UTC)
+    for chunk in _chunks(list(keys), LOOKUP_CHUNK):
+        stale = [{"b_id": row.id, "b_at": row.updated_at} for row in session.execute(
+            sa_select(table.c.id, table.c.updated_at).where(table.c.event_key.in_(chunk),
+                                                            table.c.status == MailStatus.PENDING))
+            if (row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)) <= cutoff]
+        if stale:  # only if still pending as read: a run taking it over meanwhile has changed updated_at
+            session.execute(update(table).where(table.c.id == bindparam("b_id"),
+                                                table.c.status == MailStatus.PENDING,
+                                                table.c.updated_at == bindparam("b_at"))
+                            .values(status=MailStatus.FAILED_TEMPORARY, last_error="发送进程中断，重新发送"), stale)
     session.commit()
 
 

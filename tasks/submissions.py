@@ -200,7 +200,10 @@ def _event_row(campaign_id: int, p: _Planned) -> dict[str, Any]:
     return {"at": utcnow(), "campaign_id": campaign_id, "unit_code": p.exam.unit_code,
             "kind": f"submission.{p.verdict.value}",
             "detail": {"submission_id": p.id, "file": p.exam.incoming.name, "errors": p.errors,
-                       "version": p.version, "channel": p.exam.incoming.channel}}
+                       "version": p.version, "channel": p.exam.incoming.channel,
+                       # where the file was stored from: a run taking over a dead run's claim tells by it which
+                       # of the files it finds stored that run stored, and answers them (tasks/resume.py)
+                       "source": p.exam.incoming.source_path}}
 
 
 def _received(p: _Planned) -> datetime:

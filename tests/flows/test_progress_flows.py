@@ -12,6 +12,7 @@ import pytest
 from prefect.artifacts import Artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
 from prefect.events.schemas.events import ReceivedEvent
 from prefect.events.worker import EventsWorker
@@ -141,8 +142,10 @@ def test_flow_runs_are_named_by_year_what_and_when(settings: Settings, units_fil
     open_collection(YEAR, DEADLINE)
     ingest_open_campaigns()
     with get_client(sync_client=True) as client:
+        # the newest first: the session's Prefect server holds every earlier test's runs (hundreds: tests/crash/)
         runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(
-            any_=["open-collection", "ingest-open-campaigns", "ingest-returns"])), limit=200)
+            any_=["open-collection", "ingest-open-campaigns", "ingest-returns"])), limit=200,
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC)
     names = {run.name for run in runs if run.created and run.created >= before}
     china = (before + timedelta(hours=8)).strftime("%Y-%m-%d")
     assert any(n.startswith(f"{YEAR}年度-开启填报-{china} ") for n in names), names

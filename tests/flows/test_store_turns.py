@@ -16,7 +16,7 @@ def test_a_batch_after_one_that_could_not_be_stored_is_not_stored() -> None:
     turn = StoreTurn()
     nothing = cast(Any, None)  # never reached: the batch gives up before storing
     with pytest.raises(RuntimeError, match="earlier batch"):
-        store_and_answer.fn(2021, nothing, [], "", nothing, before, turn)
+        store_and_answer.fn(2021, nothing, [], nothing, nothing, before, turn)
     assert not turn.wait()  # and the batch after it gives up too
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,7 @@ from flows.open_collection import open_collection
 from schemas.form_spec import FormSpec
 from schemas.settings import Settings
 from tasks.db import get_engine
-from tasks.examine_pool import MIN_FILES_FOR_WORKERS, ExaminationPool
+from tasks.examine_pool import MIN_FILES_FOR_WORKERS, OWNER_CHECK_SECONDS, ExaminationPool
 from tasks.ingest import Examination, IngestContext
 from tasks.intake import load_ingest_context
 from tests.conftest import DEADLINE
@@ -86,3 +89,41 @@ def test_a_large_inbox_goes_through_the_workers(settings: Settings, units_file: 
     assert summary.files == MIN_FILES_FOR_WORKERS + 3
     assert (summary.accepted, summary.rejected, summary.duplicates) == (1, 2, MIN_FILES_FOR_WORKERS)
     assert list(settings.inbox_dir(YEAR).iterdir()) == []
+
+
+# a flow's process in miniature: starts the workers, writes their pids, and is killed as the OOM killer would
+KILLED_WITH_WORKERS = """
+import os, signal, sys
+from datetime import date
+from pathlib import Path
+from schemas.form_spec import get_form
+from tasks.examine_pool import ExaminationPool
+from tasks.ingest import CampaignKey, IngestContext
+
+context = IngestContext(CampaignKey(1, 2021, "xxgk-annual", "2021", "secret"), date(2022, 1, 20), {}, {}, {})
+pool = ExaminationPool(form=get_form(), context=context, archive_dir=Path(sys.argv[1]), max_bytes=1, workers=2)
+with pool:
+    assert pool.ready(timeout=60)
+    Path(sys.argv[2]).write_text(" ".join(str(pid) for pid in pool._executor._processes))
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_the_workers_end_when_the_flows_process_is_killed(tmp_path: Path) -> None:
+    """Nothing else would end them: they would wait for work for ever (with their forkserver)."""
+    pids_file, log = tmp_path / "workers", tmp_path / "log"
+    with log.open("w") as out:  # a file, not a pipe: workers that outlive the process would hold a pipe open
+        flow = subprocess.run([sys.executable, "-c", KILLED_WITH_WORKERS, str(tmp_path / "archive"), str(pids_file)],
+                              cwd=Path(__file__).resolve().parents[2], stdout=out, stderr=out, timeout=120)
+    assert flow.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+    workers = [int(pid) for pid in pids_file.read_text().split()]
+    assert len(workers) == 2
+    deadline = time.monotonic() + 10 * OWNER_CHECK_SECONDS
+    try:
+        while any(Path(f"/proc/{pid}").exists() for pid in workers):
+            assert time.monotonic() < deadline, "the workers outlived the flow's process"
+            time.sleep(0.1)
+    finally:
+        for pid in workers:  # (only if the test failed: they are this test's)
+            if Path(f"/proc/{pid}").exists():
+                os.kill(pid, signal.SIGKILL)

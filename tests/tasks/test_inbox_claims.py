@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -10,7 +12,9 @@ from pathlib import Path
 import pytest
 
 import tasks.inbox as inbox_module
-from tasks.inbox import CLAIMS, STALE_CLAIM, claim_new_files, kept_alive, move_processed, release
+from tasks.inbox import CLAIMS, STALE_CLAIM, Holder, claim_new_files, kept_alive, move_processed, release, this_process
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _drop(inbox: Path, n: int) -> set[str]:
@@ -55,9 +59,10 @@ def test_a_claim_left_by_a_dead_run_is_taken_over_once_stale(tmp_path: Path) -> 
     assert claim_new_files(inbox, now=started + STALE_CLAIM / 2).paths == []  # still its owner's
     late = claim_new_files(inbox, now=started + STALE_CLAIM + timedelta(minutes=1))
 
-    assert {str(p.relative_to(late.root)) for p in late.paths} == dropped
+    assert late.adopted == (dead.root,)  # taken over whole: the files stay where the dead run left them
+    assert {str(p.relative_to(dead.root)) for p in late.paths} == dropped
     for path in late.paths:
-        move_processed(path, late.root, tmp_path / "processed")
+        move_processed(path, late.root_of(path), tmp_path / "processed")
     release(late)
     assert not dead.root.exists() and not (inbox / CLAIMS).exists()
     assert sorted(p.name for p in (tmp_path / "processed").rglob("*.xlsx")) == sorted(Path(n).name for n in dropped)
@@ -121,3 +126,119 @@ def test_files_of_one_name_moved_at_once_by_many_movers_all_survive(tmp_path: Pa
     moved = sorted(p.read_bytes().decode() for p in (tmp_path / "processed").rglob("*.xlsx"))
     assert moved == sorted(f"{m}-{f}" for m in range(movers) for f in range(files))
     assert all(not any(root.iterdir()) for root in sources)
+
+
+CLAIM_AND_EXIT = "import sys; from pathlib import Path; from tasks.inbox import claim_new_files; " \
+                 "claim_new_files(Path(sys.argv[1])); Path(sys.argv[2]).touch()"
+
+
+def _process_state(pid: int) -> str:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2:].split()[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_the_claim_of_a_run_whose_process_has_ended_is_taken_over_at_once(tmp_path: Path) -> None:
+    """A run killed right after claiming: the next run, a moment later on the same machine, need not wait
+    STALE_CLAIM for its files. Taken over while the dead process is still a zombie (not yet reaped by its parent),
+    and by one run only, however many look at once."""
+    inbox = tmp_path / "inbox"
+    dropped = _drop(inbox, 7)
+    done = tmp_path / "claimed"
+    dead = subprocess.Popen([sys.executable, "-c", CLAIM_AND_EXIT, str(inbox), str(done)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (done.exists() and _process_state(dead.pid) == "Z"):  # claimed, exited, not reaped
+            assert time.monotonic() < deadline and dead.returncode is None
+            time.sleep(0.01)
+        [dead_root] = list((inbox / CLAIMS).iterdir())  # made a moment ago: by time alone, far from stale
+
+        claims = []
+        start = threading.Barrier(4)
+
+        def run() -> None:
+            start.wait()
+            claims.append(claim_new_files(inbox))
+
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        dead.wait()
+    [taker] = [c for c in claims if c.paths]
+    assert taker.adopted == (dead_root,) and all(c.adopted == () for c in claims if c is not taker)
+    assert {str(p.relative_to(dead_root)) for p in taker.paths} == dropped
+    assert [p.name for p in dead_root.iterdir() if p.name.startswith(".alive")] == [
+        f".alive.{this_process().token}"]  # its holder file renamed to the taker's
+
+
+def _claim_held_by(inbox: Path, holder: Holder) -> Path:
+    """A claim as a run of that holder leaves it: made now, its holder file named after it."""
+    mine = claim_new_files(inbox)
+    [holder_file] = [p for p in mine.root.iterdir() if p.name.startswith(".alive")]
+    holder_file.rename(mine.root / f".alive.{holder.token}")
+    return mine.root
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_a_pid_now_running_another_program_does_not_keep_a_claim(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    _drop(inbox, 3)
+    me = this_process()
+    root = _claim_held_by(inbox, Holder(me.host, me.machine, me.pid, start=str(int(me.start) - 1)))
+
+    assert claim_new_files(inbox).adopted == (root,)
+
+
+def test_a_claim_held_on_another_machine_waits_for_stale_claim(tmp_path: Path) -> None:
+    """Its pid means nothing here (it may be alive there): only a claim silent for STALE_CLAIM is taken over.
+    The same host name with another boot or pid namespace is another machine too (a container, a reboot)."""
+    me = this_process()
+    for n, holder in enumerate([Holder("other-host", me.machine, 999_999, "1"),
+                                Holder(me.host, "another-boot/pid:[1]", 999_999, "1"),
+                                Holder(me.host, "", 999_999, "1")]):
+        inbox = tmp_path / f"inbox{n}"
+        _drop(inbox, 3)
+        root = _claim_held_by(inbox, holder)
+
+        now = claim_new_files(inbox)
+        assert now.paths == [], holder
+        release(now)
+        later = claim_new_files(inbox, now=datetime.now(UTC) + STALE_CLAIM + timedelta(minutes=1))
+        assert later.adopted == (root,) and len(later.paths) == 3, holder
+
+
+def test_a_released_claim_that_keeps_a_file_is_taken_over_once_its_run_has_ended(tmp_path: Path) -> None:
+    """A file that could not be moved out stays claimed, with its holder file: the next run tries it again."""
+    inbox = tmp_path / "inbox"
+    _drop(inbox, 2)
+    claim = claim_new_files(inbox)
+    release(claim)
+
+    assert sorted(p.name for p in claim.root.rglob("*") if p.is_file() and not p.name.startswith(".")) == sorted(
+        p.name for p in claim.paths)
+    assert claim_new_files(inbox).paths == []  # its run (this process) is alive
+
+
+def test_claim_folders_left_half_made_or_half_removed_are_cleared_by_the_next_run(tmp_path: Path) -> None:
+    """A run killed between making its claim folder and naming itself in it, or while removing it, leaves an
+    empty folder behind: the next run's release clears it, and keeps a folder that still holds a file."""
+    inbox = tmp_path / "inbox"
+    _drop(inbox, 2)
+    claims = inbox / CLAIMS
+    (claims / ".new-20220110T080000-0badc0de").mkdir(parents=True)  # made, its holder file not yet in it
+    (claims / "20220110T080000-1badc0de" / "T001").mkdir(parents=True)  # its holder file and files removed
+    recent = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-2badc0de"  # an earlier version's, not yet stale by its name
+    kept = claims / recent / "T001"
+    kept.mkdir(parents=True)
+    (kept / "报表.xlsx").write_bytes(b"a file an earlier version's run holds")
+
+    run = claim_new_files(inbox)
+    for path in run.paths:
+        move_processed(path, run.root_of(path), tmp_path / "processed")
+    release(run)
+
+    assert sorted(p.relative_to(claims).as_posix() for p in claims.rglob("*")) == [
+        recent, f"{recent}/T001", f"{recent}/T001/报表.xlsx"]
