@@ -11,6 +11,7 @@
   nianbao docx-template FILE              the packaged Word template, to edit (NIANBAO_DOCX_TEMPLATE)
   nianbao chase --year Y [--dry-run]      remind late units, escalate overdue ones, mail the digest
   nianbao audit [--unit C] [--year Y]     the audit log: every recorded change of state, in order
+  nianbao held --year Y [--admit ID ...]  returns kept after approval; admit one as a recorded exception
   nianbao demo                            a whole year on a demo county, end to end
   nianbao portal [--host H] [--port P]    the upload page units open through their personal links
   nianbao serve [--port P]                serve the scheduled and on-demand deployments (Prefect UI)
@@ -125,6 +126,14 @@ def _parser() -> argparse.ArgumentParser:
     au.add_argument("--json", action="store_true", help="print a JSON list with every entry's full detail")
     au.set_defaults(run=_cmd_audit)
 
+    hd = sub.add_parser("held", help="returns that arrived after the report was approved: list them, or admit one "
+                                     "as a recorded exception (re-opens the year for a new approval)")
+    hd.add_argument("--year", type=int, required=True)
+    hd.add_argument("--admit", type=int, metavar="SUBMISSION", help="the held return to admit (its number)")
+    hd.add_argument("--by", default="", help="who decided (required with --admit)")
+    hd.add_argument("--reason", default="", help="why (required with --admit)")
+    hd.set_defaults(run=_cmd_held)
+
     srv = sub.add_parser("serve", help="serve every deployment; starts a local Prefect server if none is set")
     srv.add_argument("--port", type=int, default=4200, help="port of the local Prefect server (default 4200)")
     srv.set_defaults(run=_cmd_serve, foreground=False)
@@ -168,8 +177,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from flows.ingest_returns import ingest_returns
 
     summary = ingest_returns(args.year, str(args.inbox) if args.inbox else None)
-    log.info("%d年度：处理 %d 个文件，通过 %d，未通过 %d，重复 %d", summary.year, summary.files, summary.accepted,
-             summary.rejected, summary.duplicates)
+    held = f"，定稿后收到未并入 {summary.held}" if summary.held else ""
+    log.info("%d年度：处理 %d 个文件，通过 %d，未通过 %d，重复 %d%s", summary.year, summary.files, summary.accepted,
+             summary.rejected, summary.duplicates, held)
     return 0
 
 
@@ -323,6 +333,36 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         year = f"{entry.year}年度 " if entry.year and args.year is None else ""
         sys.stdout.write(f"{china_time(entry.at)}  {year}{who}{entry.text}\n")
     log.info("共 %d 条记录", len(entries))
+    return 0
+
+
+def _cmd_held(args: argparse.Namespace) -> int:
+    from sqlmodel import Session
+
+    from schemas.form_spec import get_form
+    from tasks.admission import admit_held, held_returns
+    from tasks.audit import china_time
+    from tasks.campaigns import get_campaign
+    from tasks.db import get_engine
+
+    with Session(get_engine(get_settings().db_url)) as session:
+        campaign = get_campaign(session=session, form=get_form(), year=args.year)
+        if args.admit is None:
+            held = held_returns(session=session, campaign=campaign)
+            for item in held:
+                sys.stdout.write(f"{item.submission_id}\t{item.unit_code}\t{item.unit_name}\t第{item.version}次\t"
+                                 f"{china_time(item.received_at)}\t{item.file_name}\n")
+            log.info("%d年度：报告定稿后收到、已保存未并入的报送 %d 份%s", args.year, len(held),
+                     f"（例外并入：nianbao held --year {args.year} --admit 编号 --by 批准人 --reason 理由）"
+                     if held else "")
+            return 0
+        done = admit_held(session=session, campaign=campaign, submission_id=args.admit, by=args.by,
+                          reason=args.reason)
+        session.commit()
+    replaced = f"，替换第{done.replaced_version}次" if done.replaced_version else ""
+    log.info("已例外并入 %s 第%d次报送%s，已记入审计日志。", done.unit_code, done.version, replaced)
+    if done.reopened:
+        log.info("%d年度报告已重新开启：请重新汇总报告并再次审批定稿（原审批记录保留）。", args.year)
     return 0
 
 

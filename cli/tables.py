@@ -18,8 +18,9 @@ _STYLE = {"accepted": "green", "rejected": "red", "missing": "bold red", "issued
 def print_status(year: int, rows: list[UnitStatus]) -> None:
     table = Table(title=f"{year}年度 报送情况")
     mail_failed = any(row.delivery_error for row in rows)
+    held = any(row.held for row in rows)
     headers = ("单位代码", "单位名称", "状态", "最近报送", "问题数", "逾期")
-    for header in headers + (("邮件投递失败",) if mail_failed else ()):
+    for header in headers + (("定稿后报送（未并入）",) if held else ()) + (("邮件投递失败",) if mail_failed else ()):
         table.add_column(header)
     for row in rows:
         last = row.last_submission_at
@@ -28,6 +29,8 @@ def print_status(year: int, rows: list[UnitStatus]) -> None:
         status = STATUS_CHINESE[row.status] + earlier
         cells = [row.unit, row.name, f"[{_STYLE[row.status]}]{status}[/]" if _STYLE[row.status] else status,
                  when.strftime("%Y-%m-%d %H:%M") if when else "—", str(row.issue_count), "是" if row.late else ""]
+        if held:
+            cells.append(f"[yellow]{row.held}份[/]" if row.held else "")
         if mail_failed:
             cells.append(f"[red]{escape(row.delivery_error)}[/]" if row.delivery_error else "")
         table.add_row(*cells)

@@ -44,6 +44,7 @@ class IngestSummary(BaseModel):
     rejected: int
     duplicates: int
     answers: list[str]
+    held: int = 0  # passed every check after the year's report was approved: kept, not consolidated
     resumed: int = 0  # of those accepted or rejected, returns a dead run had stored (answered now)
 
 
@@ -228,6 +229,7 @@ def _ingest(year: int, inbox: str | None) -> IngestSummary:
     release(claim)
     summary.accepted += mailbox.accepted
     summary.rejected += mailbox.rejected
+    summary.held += mailbox.held
     summary.duplicates += mailbox.duplicates
     if published is not None:
         published.result()
@@ -257,5 +259,7 @@ def _count(batch: Batch, summary: IngestSummary) -> None:
             summary.duplicates += 1
         elif item.verdict.value == "accepted":
             summary.accepted += 1
+        elif item.verdict.value == "held":
+            summary.held += 1
         else:
             summary.rejected += 1

@@ -42,6 +42,7 @@ class MailboxSummary(BaseModel):
     messages: int = 0  # taken this time (others were taken by an earlier poll or another run)
     accepted: int = 0
     rejected: int = 0
+    held: int = 0
     duplicates: int = 0
     notes: int = 0  # messages without a workbook, or with other files besides, answered with a note
     automatic: int = 0  # auto-replies and bounces: kept, not answered
@@ -97,7 +98,8 @@ def take_mailbox(settings: Settings, config: MailboxConfig, year: int) -> Mailbo
             box.mark_done(uid)
     return MailboxSummary(
         year=year, configured=True, messages=len(outcomes), accepted=sum(o.accepted for o in outcomes),
-        rejected=sum(o.rejected for o in outcomes), duplicates=sum(o.duplicates for o in outcomes),
+        rejected=sum(o.rejected for o in outcomes), held=sum(o.held for o in outcomes),
+        duplicates=sum(o.duplicates for o in outcomes),
         notes=sum(1 for o in outcomes if o.replied and (o.others or not o.submission_ids)),
         automatic=sum(1 for o in outcomes if o.state == "auto-reply"),
     )

@@ -70,6 +70,7 @@ class HistoryRow:
     channel: str
     accepted: bool
     errors: int
+    held: bool = False  # passed every check after the report was approved: kept, not consolidated
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,8 @@ class PortalService:
                                                          Submission.unit_id == link.unit_id)
                                 .order_by(col(Submission.id).desc()).limit(limit)).all()
         return [HistoryRow(s.version, china_time(s.received_at), s.original_name,
-                           CHANNEL_CHINESE.get(s.channel, s.channel), s.verdict is Verdict.ACCEPTED, s.error_count)
+                           CHANNEL_CHINESE.get(s.channel, s.channel), s.verdict is not Verdict.REJECTED, s.error_count,
+                           s.verdict is Verdict.HELD)
                 for s in rows]
 
     def take_upload(self, link: UnitLink, file_name: str, data: bytes, sender: str) -> Outcome:
@@ -186,10 +188,10 @@ class PortalService:
                 return None
             replaced = session.get(Submission, sub.replaces_id) if sub.replaces_id else None
             answer = Answer(unit_code=link.unit_code, unit_name=link.unit_name, file_name=sub.original_name,
-                            year=link.year, accepted=sub.verdict is Verdict.ACCEPTED, duplicate=duplicate,
+                            year=link.year, accepted=sub.verdict is not Verdict.REJECTED, duplicate=duplicate,
                             version=sub.version, received_at=as_utc(sub.received_at),
                             replaces=replaced.version if replaced else None, issues=list(sub.issues),
-                            deadline=link.deadline)
+                            deadline=link.deadline, locked=sub.verdict is Verdict.HELD)
             return answer, sub.sha256
 
     def record_refused(self, link: UnitLink, size: int | None, sender: str) -> None:

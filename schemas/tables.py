@@ -36,6 +36,9 @@ class AssignmentStatus(StrEnum):
 class Verdict(StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+    # passed every check but arrived after the year's report was approved: kept, shown, not consolidated unless the
+    # coordinator admits it as a recorded exception (tasks/admission.py)
+    HELD = "held"
 
 
 class CampaignState(StrEnum):

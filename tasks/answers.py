@@ -36,6 +36,13 @@ class Answer:
     replaces: int | None  # version of the accepted return this one supersedes
     issues: list[dict[str, Any]]
     deadline: date | None = None
+    # the year's report was approved before this return was stored: it is kept, but changes nothing consolidated
+    # (held, when it passed every check; a rejected one is told that a fixed return will not count either)
+    locked: bool = False
+
+    @property
+    def held(self) -> bool:
+        return self.locked and self.accepted and not self.duplicate
 
 
 def compile_template() -> None:
@@ -47,7 +54,8 @@ def render_answer(answer: Answer) -> str:
     """The receipt or issue list as plain text."""
     text = _env.get_template("answer.txt.j2").render(
         unit_name=answer.unit_name, file_name=answer.file_name, year=answer.year, accepted=answer.accepted,
-        duplicate=answer.duplicate, version=answer.version, replaces=answer.replaces,
+        duplicate=answer.duplicate, locked=answer.locked, held=answer.held, version=answer.version,
+        replaces=answer.replaces,
         received_at=answer.received_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
         deadline=f"{answer.deadline.year}年{answer.deadline.month}月{answer.deadline.day}日" if answer.deadline else "",
         errors=[i for i in answer.issues if i.get("severity") == "error"],
@@ -60,7 +68,7 @@ def render_answer(answer: Answer) -> str:
 def write_answer(answer: Answer, outbox: Path, text: str | None = None) -> Path:
     """Write the answer (its text, when rendered already) next to the unit's other answers; return its path."""
     folder = outbox / "answers" / (answer.unit_code or "_unidentified")
-    kind = "重复" if answer.duplicate else ("回执" if answer.accepted else "问题清单")
+    kind = "重复" if answer.duplicate else ("定稿后报送" if answer.held else "回执" if answer.accepted else "问题清单")
     stamp = answer.received_at.astimezone(CHINA).strftime("%Y%m%d-%H%M%S")
     # the name was made safe when the file came in; again here for an answer made from a stored row
     path = folder / f"{stamp}-第{answer.version}次-{kind}-{Path(safe_name(answer.file_name)).stem}.txt"

@@ -10,6 +10,7 @@ import logging
 from functools import lru_cache
 from typing import Any
 
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -47,8 +48,30 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, pool_pre_ping=True)
     SQLModel.metadata.create_all(engine)
     _add_new_columns(engine)
+    _add_new_enum_values(engine)
     _make_append_only(engine, "eventlog")
     return engine
+
+
+def _add_new_enum_values(engine: Engine) -> None:
+    """PostgreSQL keeps an enum column's values in a type of its own: add the values this version has (such as the
+    verdict HELD) to a type made by an earlier version. SQLite stores them as plain text."""
+    if engine.dialect.name != "postgresql":
+        return
+    types = {column.type.name: column.type.enums for table in SQLModel.metadata.sorted_tables
+             for column in table.columns if isinstance(column.type, SAEnum) and column.type.name}
+    with engine.connect() as conn:
+        present: dict[str, set[str]] = {}
+        for name, label in conn.exec_driver_sql(
+                "SELECT t.typname, e.enumlabel FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid"):
+            present.setdefault(name, set()).add(label)
+    for name, labels in types.items():
+        for label in labels:
+            if name in present and label not in present[name]:
+                # outside a transaction: a value added inside one cannot be used before it commits
+                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.exec_driver_sql(f"ALTER TYPE {name} ADD VALUE IF NOT EXISTS '{label}'")
+                log.info("database: added value %s to type %s", label, name)
 
 
 def _make_append_only(engine: Engine, table: str) -> None:

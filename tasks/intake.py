@@ -40,8 +40,8 @@ def answer_for(item: Stored, context: IngestContext) -> Answer:
     exam = item.examination
     return Answer(
         unit_code=item.unit_code, unit_name=context.unit_names.get(item.unit_code or ""),
-        file_name=exam.incoming.name, year=context.campaign.year, accepted=item.verdict.value == "accepted",
+        file_name=exam.incoming.name, year=context.campaign.year, accepted=item.verdict.value != "rejected",
         duplicate=item.duplicate, version=item.version,
         received_at=datetime.fromisoformat(exam.incoming.received_at_iso), replaces=item.replaces_version,
-        issues=[i.public() for i in exam.issues], deadline=context.deadline,
+        issues=[i.public() for i in exam.issues], deadline=context.deadline, locked=item.locked,
     )

@@ -106,7 +106,9 @@ def compose_answer(config: MailConfig, campaign: CampaignInfo, unit: UnitContact
 
 def answer_subject(campaign: CampaignInfo, answer: Answer) -> str:
     errors = sum(1 for i in answer.issues if i.get("severity") == "error")
-    verdict = f"已通过审核（第{answer.version}次报送）" if answer.accepted else f"未通过审核，{errors}个问题待修改"
+    verdict = (f"报告已定稿，第{answer.version}次报送已保存未并入汇总" if answer.held
+               else f"已通过审核（第{answer.version}次报送）" if answer.accepted
+               else f"未通过审核，{errors}个问题待修改")
     return f"{campaign.year}年政府信息公开工作年度报告：{verdict}（{answer.unit_name or answer.file_name}）"
 
 

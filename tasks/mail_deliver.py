@@ -96,10 +96,10 @@ def deliver_owed_answers(*, session: Session, config: MailConfig, campaign_id: i
             continue
         received = sub.received_at if sub.received_at.tzinfo else sub.received_at.replace(tzinfo=UTC)
         answer = Answer(unit_code=unit.code if unit else None, unit_name=unit.name if unit else None,
-                        file_name=sub.original_name, year=campaign.year, accepted=sub.verdict is Verdict.ACCEPTED,
+                        file_name=sub.original_name, year=campaign.year, accepted=sub.verdict is not Verdict.REJECTED,
                         duplicate=False, version=sub.version, received_at=received,
                         replaces=versions.get(sub.replaces_id) if sub.replaces_id else None, issues=sub.issues,
-                        deadline=campaign.deadline)
+                        deadline=campaign.deadline, locked=sub.verdict is Verdict.HELD)
         owed.append((sub.id, answer, sub.channel, sub.sender))
     contacts = unit_contacts(session=session, codes=[a.unit_code for _, a, _, _ in owed if a.unit_code])
     return _answer_all(session, config, campaign, contacts, owed, sleep)

@@ -93,6 +93,7 @@ class MailOutcome:
     submission_ids: list[int] = field(default_factory=list)
     accepted: int = 0
     rejected: int = 0
+    held: int = 0
     duplicates: int = 0
     others: list[str] = field(default_factory=list)
     replied: bool = False
@@ -231,7 +232,8 @@ class MailIntake:
         return MailOutcome(
             uid, "processed", mail.sender, [s.submission_id for s in stored],
             accepted=sum(1 for s in stored if not s.duplicate and s.verdict.value == "accepted"),
-            rejected=sum(1 for s in stored if not s.duplicate and s.verdict.value != "accepted"),
+            rejected=sum(1 for s in stored if not s.duplicate and s.verdict.value == "rejected"),
+            held=sum(1 for s in stored if not s.duplicate and s.verdict.value == "held"),
             duplicates=sum(1 for s in stored if s.duplicate), others=mail.others, replied=replied,
         )
 

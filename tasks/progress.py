@@ -24,6 +24,7 @@ class ProgressRow(BaseModel):
     last_submission_at: datetime | None
     issue_count: int
     reminders: int
+    held: int = 0  # returns kept after the report's approval, not consolidated
 
 
 class CampaignProgress(BaseModel):
@@ -48,7 +49,7 @@ def load_progress(*, session: Session, campaign: Campaign, today: date | None = 
     ).all()
     reminders = Counter(code for code in codes if code)
     rows = [ProgressRow(unit=s.unit, name=s.name, status=s.status, last_submission_at=s.last_submission_at,
-                        issue_count=s.issue_count, reminders=reminders[s.unit]) for s in status]
+                        issue_count=s.issue_count, reminders=reminders[s.unit], held=s.held) for s in status]
     return CampaignProgress(year=campaign.year, deadline=campaign.deadline, expected=len(rows),
                             accepted=sum(1 for s in status if s.has_accepted), rows=rows)
 
@@ -63,10 +64,12 @@ def progress_description(progress: CampaignProgress) -> str:
             f"（截止日期 {progress.deadline:%Y-%m-%d}）")
 
 
-def progress_table(progress: CampaignProgress) -> list[dict[str, str | int]]:
+def progress_table(progress: CampaignProgress) -> list[dict[str, object]]:
     """One row per unit, with Chinese column names, for a table artifact."""
+    held = any(row.held for row in progress.rows)  # the column only once a report was approved and more came
     return [{"单位代码": row.unit, "单位名称": row.name, "状态": STATUS_CHINESE.get(row.status, row.status),
              "最近报送": _china_text(row.last_submission_at), "问题数": row.issue_count, "催报次数": row.reminders}
+            | ({"定稿后报送（未并入）": row.held} if held else {})
             for row in progress.rows]
 
 

@@ -23,7 +23,7 @@ from schemas.tables import EventLog, Submission
 from tasks.inbox import CLAIMS
 from tasks.submissions import Stored
 
-STORED_EVENTS = ("submission.accepted", "submission.rejected")
+STORED_EVENTS = ("submission.accepted", "submission.rejected", "submission.held")
 
 
 def own_returns(*, session: Session, campaign_id: int, stored: list[Stored]) -> tuple[list[Stored], set[int]]:

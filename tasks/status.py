@@ -26,6 +26,7 @@ class UnitStatus(BaseModel):
     has_accepted: bool  # an earlier accepted return still counts even if the latest was rejected
     workbook: str
     delivery_error: str | None = None  # mail to the unit refused for good (bad address): deliver by other means
+    held: int = 0  # returns that arrived after the report was approved: kept, not consolidated (tasks/admission.py)
 
 
 def campaign_status(*, session: Session, campaign: Campaign, today: date | None = None) -> list[UnitStatus]:
@@ -35,6 +36,7 @@ def campaign_status(*, session: Session, campaign: Campaign, today: date | None 
         select(Assignment, Unit).join(Unit, col(Unit.id) == col(Assignment.unit_id))
         .where(Assignment.campaign_id == campaign.id).order_by(col(Unit.code))
     ).all()
+    held = _held_counts(session, campaign)
     result = []
     for assignment, unit in rows:
         status = assignment.status.value
@@ -49,9 +51,18 @@ def campaign_status(*, session: Session, campaign: Campaign, today: date | None 
             unit=unit.code, name=unit.name, kind=unit.kind.value, status=status, last_submission_at=last,
             issue_count=assignment.issue_count, late=late,
             has_accepted=assignment.accepted_submission_id is not None, workbook=assignment.workbook_path,
-            delivery_error=assignment.delivery_error,
+            delivery_error=assignment.delivery_error, held=held.get(unit.code, 0),
         ))
     return result
+
+
+def _held_counts(session: Session, campaign: Campaign) -> dict[str, int]:
+    from tasks.admission import held_returns  # status is read everywhere; admission only matters after approval
+
+    counts: dict[str, int] = {}
+    for item in held_returns(session=session, campaign=campaign):
+        counts[item.unit_code] = counts.get(item.unit_code, 0) + 1
+    return counts
 
 
 def _china_date(moment: datetime) -> date:

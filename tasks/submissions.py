@@ -33,6 +33,7 @@ from schemas.tables import (
     Verdict,
     utcnow,
 )
+from tasks.admission import LOCKED_STATES
 from tasks.ingest import Examination
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Stored:
     duplicate: bool
     examination: Examination
     replaces_version: int | None = None  # the accepted return this one supersedes
+    locked: bool = False  # stored after the year's report was approved: it changes nothing consolidated
 
 
 def store_examinations(*, session: Session, campaign_id: int, examinations: list[Examination]) -> list[Stored]:
@@ -97,7 +99,10 @@ class _Planned:
 def _store_batch(conn: Connection, campaign_id: int, exams: Sequence[Examination]) -> list[Stored]:
     # One writer per campaign at a time (a row lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already is one): two
     # runs storing at once would otherwise number a unit's versions twice or point it at an older return.
-    conn.execute(select(Campaign.id).where(Campaign.id == campaign_id).with_for_update())
+    state = conn.execute(select(Campaign.state).where(Campaign.id == campaign_id).with_for_update()).scalar_one()
+    # after the year's report is approved, its figures stay as approved: a good return is kept as HELD and the
+    # unit's assignment is left alone (tasks/admission.py admits one as a recorded exception)
+    locked = state in LOCKED_STATES
     codes = {e.unit_code for e in exams if e.unit_code}
     unit_ids: dict[str, int] = dict(conn.execute(select(Unit.code, Unit.id).where(col(Unit.code).in_(codes))).all())
     ids = set(unit_ids.values())
@@ -137,9 +142,12 @@ def _store_batch(conn: Connection, campaign_id: int, exams: Sequence[Examination
             order.append((exam, earlier))
             continue
         verdict = Verdict.ACCEPTED if exam.accepted else Verdict.REJECTED
+        if locked and verdict is Verdict.ACCEPTED:
+            verdict = Verdict.HELD
         item = _Planned(exam, unit_id, verdict, 1, sum(1 for i in exam.issues if i.is_error), None)
         if unit_id is not None:
             item.version = versions[unit_id] = versions.get(unit_id, 0) + 1
+        if unit_id is not None and not locked:
             # a return that arrived before the unit's latest (stored first by a concurrent run) is kept, but
             # never displaces the newer one
             received = _received(item)
@@ -155,7 +163,7 @@ def _store_batch(conn: Connection, campaign_id: int, exams: Sequence[Examination
 
     if planned:
         _insert(conn, campaign_id, planned, assignment_of)
-    return [_stored(entry) for entry in order]
+    return [_stored(entry, locked) for entry in order]
 
 
 def _insert(conn: Connection, campaign_id: int, planned: list[_Planned], assignment_of: dict[int, int]) -> None:
@@ -214,17 +222,17 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite gives UTC without a zone
 
 
-def _stored(entry: _Planned | tuple[Examination, tuple[int, Verdict, int] | _Planned]) -> Stored:
+def _stored(entry: _Planned | tuple[Examination, tuple[int, Verdict, int] | _Planned], locked: bool) -> Stored:
     if isinstance(entry, _Planned):
         assert entry.id is not None
         return Stored(entry.id, entry.exam.unit_code, entry.verdict, entry.version, False, entry.exam,
-                      entry.replaces_version())
+                      entry.replaces_version(), locked)
     exam, earlier = entry
     if isinstance(earlier, _Planned):
         assert earlier.id is not None
-        return Stored(earlier.id, exam.unit_code, earlier.verdict, earlier.version, True, exam)
+        return Stored(earlier.id, exam.unit_code, earlier.verdict, earlier.version, True, exam, locked=locked)
     sid, verdict, version = earlier
-    return Stored(sid, exam.unit_code, verdict, version, True, exam)
+    return Stored(sid, exam.unit_code, verdict, version, True, exam, locked=locked)
 
 
 def submission_counts(*, session: Session, campaign_id: int) -> dict[str, int]:

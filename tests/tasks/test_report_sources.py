@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+from sqlalchemy import create_engine, text
 from sqlmodel import Session, select
 
 from schemas.figures import figures_text
@@ -29,7 +31,9 @@ from tasks.check import check_values
 from tasks.completeness import Timeliness, load_completeness
 from tasks.db import get_engine
 from tasks.history import county_history
+from tests.conftest import NO_POSTGRES, POSTGRES_URL
 from tests.factories import valid_figures
+from tests.postgres import temporary_database
 
 DEADLINE = date(2022, 1, 20)
 
@@ -161,3 +165,29 @@ def test_a_database_of_an_earlier_version_gets_the_new_columns(tmp_path: Path) -
         old = session.exec(select(Submission)).one()
         assert (old.original_name, old.texts) == ("a.xlsx", "{}")
         assert session.exec(select(Report)).all() == []
+
+
+def test_a_postgresql_database_of_an_earlier_version_gets_the_held_verdict() -> None:
+    """PostgreSQL keeps the verdicts in an enum type of its own, made with the two the first versions had."""
+    if not POSTGRES_URL:
+        pytest.skip(NO_POSTGRES)
+    with temporary_database(POSTGRES_URL) as url:
+        admin = create_engine(url)
+        with admin.begin() as conn:
+            conn.execute(text("CREATE TYPE verdict AS ENUM ('ACCEPTED', 'REJECTED')"))
+        admin.dispose()
+        engine = get_engine(url)
+        with engine.connect() as conn:
+            labels = conn.execute(text("SELECT e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid "
+                                       "WHERE t.typname = 'verdict' ORDER BY e.enumsortorder")).scalars().all()
+        assert labels == ["ACCEPTED", "REJECTED", "HELD"]
+        with Session(engine) as session:
+            campaign = Campaign(form_id="xxgk-annual", form_version="2021", year=2021, deadline=date(2022, 1, 20),
+                                secret="s")
+            session.add(campaign)
+            session.flush()
+            assert campaign.id is not None
+            session.add(Submission(campaign_id=campaign.id, original_name="a.xlsx", sha256="ab", archive_path="x",
+                                   size=1, verdict=Verdict.HELD, version=1))
+            session.commit()
+            assert session.exec(select(Submission.verdict)).one() is Verdict.HELD
