@@ -8,7 +8,6 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -22,7 +21,8 @@ from flows.progress import publish_progress
 from flows.run_names import run_name
 from schemas.settings import get_settings
 from schemas.tables import EventLog, Report, Unit, UnitKind
-from tasks.campaigns import accepted_values, get_campaign
+from tasks.accepted import AcceptedFigures, load_accepted
+from tasks.campaigns import get_campaign
 from tasks.completeness import Completeness, load_completeness
 from tasks.consolidate import CountyFigures, consolidate, figures_json
 from tasks.history import YearFigures, county_history
@@ -57,7 +57,7 @@ class ReportInputs:
     """A plain dataclass: validating 200,000 figures as a pydantic model would cost a tenth of a second."""
 
     campaign_id: int
-    figures: dict[str, dict[str, Decimal]]
+    figures: AcceptedFigures
     units: list[tuple[str, str, str, str]]  # code, name, kind (Chinese), status (Chinese)
     designated: str | None
     designated_name: str
@@ -78,7 +78,7 @@ def load_inputs(year: int) -> ReportInputs:
     with Session(engine()) as session:
         campaign = get_campaign(session=session, form=form, year=year)
         assert campaign.id is not None
-        figures = accepted_values(session=session, campaign_id=campaign.id)
+        figures = load_accepted(session=session, form=form, campaign_id=campaign.id)
         status = campaign_status(session=session, campaign=campaign)
         designated = session.exec(select(Unit).where(Unit.code == campaign.designated_unit_code)).first()
         return ReportInputs(
@@ -143,11 +143,10 @@ def render_outputs(year: int, inputs: ReportInputs, county: CountyFigures, docum
     annex = write_publication(documents.annex, folder / stem.replace("年度报告-", "年度报告汇总情况说明-", 1),
                               formats, notes, template)
     files |= {f"annex-{fmt}": path for fmt, path in annex.items()}
-    units = [UnitRow(code, name, kind_cn, status, inputs.figures.get(code))
-             for code, name, kind_cn, status in inputs.units]
+    units = [UnitRow(code, name, kind_cn, status) for code, name, kind_cn, status in inputs.units]
     xlsx_path = folder / f"{stem}.xlsx"
     heading = f"{documents.report.title}（汇总：{county.units_accepted}/{county.units_expected}个单位）"
-    xlsx_path.write_bytes(summary_workbook(form, heading, county.cells, units))
+    xlsx_path.write_bytes(summary_workbook(form, heading, county.cells, units, inputs.figures))
     figures = figures_json(form, county)
     json_path = folder / f"{stem}.json"
     json_path.write_text(json.dumps(figures, ensure_ascii=False, indent=1), encoding="utf-8")

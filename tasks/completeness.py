@@ -56,14 +56,19 @@ class Completeness(BaseModel):
 def load_completeness(*, session: Session, campaign: Campaign) -> Completeness:
     """Every unit the campaign issued a workbook to, with when it returned and whether that was in time."""
     accepted_at = case((col(Submission.verdict) == Verdict.ACCEPTED, col(Submission.received_at)))
+    # the campaign's returns summed up per unit first, in one pass: joined per unit instead, SQLite looks each
+    # unit's returns up by the campaign's index and reads all of them every time (62 s for 10,000 units)
+    per_unit = (sa_select(col(Submission.unit_id).label("unit_id"), func.count(col(Submission.id)).label("n"),
+                          func.min(col(Submission.received_at)).label("first_at"),
+                          func.min(accepted_at).label("first_accepted"))
+                .where(col(Submission.campaign_id) == campaign.id)
+                .group_by(col(Submission.unit_id)).subquery())
     rows = session.connection().execute(
-        sa_select(col(Unit.code), col(Unit.name), col(Unit.kind), func.count(col(Submission.id)),
-                  func.min(col(Submission.received_at)), func.min(accepted_at))
+        sa_select(col(Unit.code), col(Unit.name), col(Unit.kind), func.coalesce(per_unit.c.n, 0),
+                  per_unit.c.first_at, per_unit.c.first_accepted)
         .join(Assignment, col(Assignment.unit_id) == col(Unit.id))
-        .outerjoin(Submission, (col(Submission.unit_id) == col(Unit.id))
-                   & (col(Submission.campaign_id) == col(Assignment.campaign_id)))
+        .outerjoin(per_unit, per_unit.c.unit_id == col(Unit.id))
         .where(col(Assignment.campaign_id) == campaign.id)
-        .group_by(col(Unit.code), col(Unit.name), col(Unit.kind))
         .order_by(col(Unit.code))
     ).all()
     units = []

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from schemas.figures import figures_from_text
 from schemas.form_spec import FormSpec
 from schemas.tables import Campaign, PublishedFigures, Report
-from tasks.campaigns import accepted_values
+from tasks.accepted import load_accepted
 from tasks.consolidate import consolidate
 
 
@@ -63,7 +63,7 @@ def _consolidated(session: Session, form: FormSpec, year: int) -> YearFigures | 
     campaign = session.exec(select(Campaign).where(Campaign.form_id == form.form_id, Campaign.year == year)).first()
     if campaign is None or campaign.id is None:
         return None
-    per_unit = accepted_values(session=session, campaign_id=campaign.id)
+    per_unit = load_accepted(session=session, form=form, campaign_id=campaign.id)
     if not per_unit:
         return None
     county = consolidate(form, year, per_unit, len(per_unit), campaign.designated_unit_code)

@@ -1,12 +1,14 @@
 """The summary workbook of the county report: the consolidated tables, and every unit's figures side by side.
 
-The breakdown sheet holds one row per unit and one column per cell (200k cells for 1,000 units): openpyxl needs
-~1.5 s for that, so the sheet's rows are written straight into the saved file's XML instead (tasks/xlsx_patch.py).
+The breakdown sheet holds one row per unit and one column per cell (2 million cells for a province's 10,000 units):
+openpyxl needs ~1.5 s for 1,000 units, so the sheet's rows are written straight into the saved file's XML instead,
+each unit's figures as the exact texts they are stored as (tasks/xlsx_patch.py, tasks/accepted.py).
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -14,8 +16,9 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 
 from schemas.form_spec import FormSpec
+from tasks.accepted import AcceptedFigures
 from tasks.report_tables import format_value
-from tasks.xlsx_patch import CellValue, XlsxPatcher
+from tasks.xlsx_patch import CellValue, XlsxPatcher, text_then_number_rows
 
 BREAKDOWN_SHEET = "分单位明细"
 _HEADER = PatternFill("solid", fgColor="F2F2F2")
@@ -27,11 +30,12 @@ class UnitRow:
     name: str
     kind: str
     status: str
-    figures: dict[str, Decimal] | None  # None: no accepted return
 
 
-def summary_workbook(form: FormSpec, title: str, county: dict[str, Decimal], units: list[UnitRow]) -> bytes:
-    """The summary .xlsx: one sheet per statutory table with the county figures, then the per-unit breakdown."""
+def summary_workbook(form: FormSpec, title: str, county: dict[str, Decimal], units: list[UnitRow],
+                     accepted: AcceptedFigures | None = None) -> bytes:
+    """The summary .xlsx: one sheet per statutory table with the county figures, then the per-unit breakdown
+    (each unit's accepted figures as stored, or none), and their 合计."""
     patcher = XlsxPatcher(_template(form))
     fmt = format_value(form)
     patches: dict[str, dict[str, CellValue]] = {}
@@ -40,17 +44,16 @@ def summary_workbook(form: FormSpec, title: str, county: dict[str, Decimal], uni
         for cell in form.cells_on(sheet.id):
             cells[cell.address] = Decimal(fmt(cell.key, county[cell.key]))
         patches[sheet.name] = cells
-    rows: list[list[CellValue]] = []
-    for unit in units:
-        row: list[CellValue] = [unit.code, unit.name, unit.kind, unit.status]
-        if unit.figures is not None:
-            row += [Decimal(fmt(c.key, unit.figures.get(c.key, Decimal(0)))) for c in form.cells]
-        rows.append(row)
-    rows.append(["合计", "（各单位之和）", "", "", *[
-        Decimal(fmt(c.key, sum((u.figures.get(c.key, Decimal(0)) for u in units if u.figures), Decimal(0))))
-        for c in form.cells
-    ]])
-    return patcher.render(patches, {BREAKDOWN_SHEET: (3, rows)})
+    keys = tuple(cell.key for cell in form.cells)
+    if accepted is None:  # no unit's figures (a year imported from its published report)
+        accepted = AcceptedFigures(keys, {})
+    table = accepted if accepted.cell_keys == keys else AcceptedFigures.from_values(keys, accepted)
+    listed = {unit.code: table.rows[unit.code] for unit in units if unit.code in table.rows}
+    totals = AcceptedFigures(keys, listed).column_sums()
+    rows: list[tuple[Sequence[str], Sequence[str]]] = [
+        ((unit.code, unit.name, unit.kind, unit.status), listed.get(unit.code, ())) for unit in units]
+    rows.append((("合计", "（各单位之和）", "", ""), [fmt(key, totals[key]) for key in keys]))
+    return patcher.render(patches, {BREAKDOWN_SHEET: text_then_number_rows(3, rows)})
 
 
 def _template(form: FormSpec) -> bytes:

@@ -6,11 +6,16 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from sqlmodel import Session, col, select
+from sqlalchemy import Table
+from sqlalchemy import select as sa_select  # sqlmodel's select types at most 4 columns
+from sqlmodel import Session
 
-from schemas.tables import Assignment, AssignmentStatus, Campaign, Unit
+from schemas.tables import Assignment, AssignmentStatus, Campaign, Unit, UnitKind
 
 CHINA = ZoneInfo("Asia/Shanghai")
+# SQLModel sets __table__ at class creation
+ASSIGNMENTS: Table = Assignment.__table__  # type: ignore[attr-defined]
+UNITS: Table = Unit.__table__  # type: ignore[attr-defined]
 STATUS_CHINESE = {"issued": "已下发", "returned": "已报送待审", "rejected": "未通过", "accepted": "已通过",
                   "missing": "逾期未报"}
 
@@ -32,26 +37,27 @@ class UnitStatus(BaseModel):
 def campaign_status(*, session: Session, campaign: Campaign, today: date | None = None) -> list[UnitStatus]:
     """One row per unit the campaign issued a workbook to, by unit code."""
     today = today or datetime.now(CHINA).date()
-    rows = session.exec(
-        select(Assignment, Unit).join(Unit, col(Unit.id) == col(Assignment.unit_id))
-        .where(Assignment.campaign_id == campaign.id).order_by(col(Unit.code))
+    # Core rows, not ORM objects: a province's 10,000 units would cost ~0.7 s as two ORM objects each
+    rows = session.connection().execute(
+        sa_select(ASSIGNMENTS.c.status, ASSIGNMENTS.c.last_submission_at, ASSIGNMENTS.c.issue_count,
+                  ASSIGNMENTS.c.accepted_submission_id, ASSIGNMENTS.c.workbook_path, ASSIGNMENTS.c.delivery_error,
+                  UNITS.c.code, UNITS.c.name, UNITS.c.kind)
+        .join(UNITS, UNITS.c.id == ASSIGNMENTS.c.unit_id)
+        .where(ASSIGNMENTS.c.campaign_id == campaign.id).order_by(UNITS.c.code)
     ).all()
     held = _held_counts(session, campaign)
+    past_deadline = today > campaign.deadline
     result = []
-    for assignment, unit in rows:
-        status = assignment.status.value
-        past_deadline = today > campaign.deadline
-        if assignment.status is AssignmentStatus.ISSUED and past_deadline:
-            status = "missing"
-        last = assignment.last_submission_at
+    for state, last, issue_count, accepted_id, workbook, delivery_error, code, name, kind in rows:
+        status = AssignmentStatus(state)
+        shown = "missing" if status is AssignmentStatus.ISSUED and past_deadline else status.value
         returned_late = last is not None and _china_date(last) > campaign.deadline
-        late = (assignment.status is AssignmentStatus.ACCEPTED and returned_late) or (
-            assignment.status is not AssignmentStatus.ACCEPTED and past_deadline)
+        late = (status is AssignmentStatus.ACCEPTED and returned_late) or (
+            status is not AssignmentStatus.ACCEPTED and past_deadline)
         result.append(UnitStatus(
-            unit=unit.code, name=unit.name, kind=unit.kind.value, status=status, last_submission_at=last,
-            issue_count=assignment.issue_count, late=late,
-            has_accepted=assignment.accepted_submission_id is not None, workbook=assignment.workbook_path,
-            delivery_error=assignment.delivery_error, held=held.get(unit.code, 0),
+            unit=code, name=name, kind=UnitKind(kind).value, status=shown, last_submission_at=last,
+            issue_count=issue_count, late=late, has_accepted=accepted_id is not None, workbook=workbook,
+            delivery_error=delivery_error, held=held.get(code, 0),
         ))
     return result
 

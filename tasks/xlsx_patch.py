@@ -10,7 +10,8 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from xml.sax.saxutils import escape
 
@@ -37,11 +38,12 @@ class XlsxPatcher:
             self.sheet_paths = _sheet_paths(zf)
 
     def render(self, patches: Mapping[str, Mapping[str, CellValue]],
-               appended: Mapping[str, tuple[int, Sequence[Sequence[CellValue]]]] | None = None) -> bytes:
+               appended: Mapping[str, tuple[int, Sequence[Sequence[CellValue]]] | SheetRows] | None = None) -> bytes:
         """A copy of the template with patches[sheet name][address] written into those cells, and
-        appended[sheet name] = (first row number, rows) added below the sheet's last row."""
+        appended[sheet name] = (first row number, rows), or SheetRows, added below the sheet's last row."""
         by_path = {self.sheet_paths[sheet]: cells for sheet, cells in patches.items() if cells}
-        rows_by_path = {self.sheet_paths[sheet]: rows for sheet, rows in (appended or {}).items()}
+        rows_by_path = {self.sheet_paths[sheet]: rows if isinstance(rows, SheetRows) else sheet_rows(*rows)
+                        for sheet, rows in (appended or {}).items()}
         out = io.BytesIO()
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
             for info, content in self._entries:
@@ -52,10 +54,63 @@ class XlsxPatcher:
                     if cells:
                         xml = _patch_sheet(xml, cells, info.filename)
                     if rows:
-                        xml = _append_rows(xml, *rows)
+                        xml = _append_rows(xml, rows)
                     content = xml.encode("utf-8")
                 zf.writestr(info.filename, content)
         return out.getvalue()
+
+
+@dataclass(frozen=True)
+class SheetRows:
+    """Rows of sheet XML to append, and the last cell they reach (for the sheet's <dimension>)."""
+
+    xml: str
+    last_cell: str
+
+    def __bool__(self) -> bool:
+        return bool(self.xml)
+
+
+def sheet_rows(first_row: int, rows: Sequence[Sequence[CellValue]]) -> SheetRows:
+    """Rows of values (text as inline strings, numbers as numbers), numbered from first_row."""
+    letters = [get_column_letter(i + 1) for i in range(max((len(r) for r in rows), default=0))]
+    parts = []
+    for offset, row in enumerate(rows):
+        n = first_row + offset
+        cells = []
+        for letter, value in zip(letters, row, strict=False):
+            if isinstance(value, str):
+                cells.append(f'<c r="{letter}{n}" t="inlineStr"><is><t>{escape(value)}</t></is></c>')
+            else:
+                number = format(value, "f") if isinstance(value, Decimal) else str(value)
+                cells.append(f'<c r="{letter}{n}" t="n"><v>{number}</v></c>')
+        parts.append(f'<row r="{n}">{"".join(cells)}</row>')
+    return SheetRows("".join(parts), f"{letters[-1] if letters else 'A'}{first_row + len(rows) - 1}")
+
+
+def text_then_number_rows(first_row: int, rows: Iterable[tuple[Sequence[str], Sequence[str]]]) -> SheetRows:
+    """Rows of a few text cells followed by many numbers given as their exact texts ("17", "309.0263").
+
+    A wide sheet of a province's units (10,000 rows of 200 figures) costs ~8 s cell by cell. Here a row's cells are
+    joined from pieces made once (each column's `<c r="E`, the row's `3"><v>`): ~0.2 s. Every cell keeps its
+    reference: ECMA-376 makes `r` optional, but not every reader a county office uses (WPS) is known to honour that.
+    """
+    parts = []
+    n = first_row - 1
+    width = 0
+    heads: dict[int, list[str]] = {}  # by the first number's column: each column's opening, made once
+    for n, (texts, numbers) in enumerate(rows, start=first_row):
+        cells = "".join(f'<c r="{get_column_letter(i + 1)}{n}" t="inlineStr"><is><t>{escape(text)}</t></is></c>'
+                        for i, text in enumerate(texts))
+        opening = heads.get(len(texts))
+        if opening is None or len(opening) < len(numbers):
+            opening = heads[len(texts)] = [f'<c r="{get_column_letter(len(texts) + i + 1)}'
+                                           for i in range(max(len(numbers), len(opening or ())))]
+        middle, end = f'{n}"><v>', "</v></c>"
+        figures = "".join([head + middle + number + end for head, number in zip(opening, numbers, strict=False)])
+        parts.append(f'<row r="{n}">{cells}{figures}</row>')
+        width = max(width, len(texts) + len(numbers))
+    return SheetRows("".join(parts), f"{get_column_letter(max(width, 1))}{max(n, first_row)}")
 
 
 def _sheet_paths(zf: zipfile.ZipFile) -> dict[str, str]:
@@ -90,27 +145,13 @@ def _patch_sheet(xml: str, cells: Mapping[str, CellValue], where: str) -> str:
     return patched
 
 
-def _append_rows(xml: str, first_row: int, rows: Sequence[Sequence[CellValue]]) -> str:
+def _append_rows(xml: str, rows: SheetRows) -> str:
     """Sheet XML with rows written after the existing ones (the template leaves those rows empty)."""
-    letters = [get_column_letter(i + 1) for i in range(max((len(r) for r in rows), default=0))]
-    parts = []
-    for offset, row in enumerate(rows):
-        n = first_row + offset
-        cells = []
-        for letter, value in zip(letters, row, strict=False):
-            if isinstance(value, str):
-                cells.append(f'<c r="{letter}{n}" t="inlineStr"><is><t>{escape(value)}</t></is></c>')
-            else:
-                number = format(value, "f") if isinstance(value, Decimal) else str(value)
-                cells.append(f'<c r="{letter}{n}" t="n"><v>{number}</v></c>')
-        parts.append(f'<row r="{n}">{"".join(cells)}</row>')
-    block = "".join(parts)
     # readers in streaming mode trust <dimension>: widen it to the rows just added
-    last = f"{letters[-1] if letters else 'A'}{first_row + len(rows) - 1}"
-    xml = _DIMENSION.sub(lambda m: f'<dimension ref="{_widest(m.group(1), last)}"/>', xml, count=1)
+    xml = _DIMENSION.sub(lambda m: f'<dimension ref="{_widest(m.group(1), rows.last_cell)}"/>', xml, count=1)
     if "<sheetData/>" in xml:
-        return xml.replace("<sheetData/>", f"<sheetData>{block}</sheetData>", 1)
-    return xml.replace("</sheetData>", f"{block}</sheetData>", 1)
+        return xml.replace("<sheetData/>", f"<sheetData>{rows.xml}</sheetData>", 1)
+    return xml.replace("</sheetData>", f"{rows.xml}</sheetData>", 1)
 
 
 def _widest(ref: str, last: str) -> str:
