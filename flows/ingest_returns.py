@@ -20,6 +20,7 @@ from sqlmodel import Session
 from flows.common import as_is, engine, form_for, settled_heap
 from flows.mail_tasks import mail_answers
 from flows.mailbox_tasks import MailboxSummary, poll_mailbox
+from flows.part_summary import PartCounts, record_part
 from flows.progress import emit_events_at_end, publish_progress
 from flows.run_names import run_name
 from schemas.settings import get_settings
@@ -178,29 +179,35 @@ def _move_out(stored: list[Stored], claim: Claim, processed: Path) -> None:
 
 
 @task(name="claim-inbox", cache_policy=NO_CACHE)
-def claim_inbox(inbox: str) -> Claim:
-    """Take the waiting files into a folder of this run: a concurrent run never takes the same file."""
-    return claim_new_files(Path(inbox))
+def claim_inbox(inbox: str, max_files: int | None = None) -> Claim:
+    """Take the waiting files (at most max_files, oldest first) into a folder of this run: a concurrent run never
+    takes the same file."""
+    return claim_new_files(Path(inbox), limit=max_files)
 
 
 @flow(name="ingest-returns", flow_run_name=run_name("接收报送"), on_completion=[emit_events_at_end],
       on_failure=[emit_events_at_end])
-def ingest_returns(year: int, inbox: str | None = None) -> IngestSummary:
-    """Process every new return: the unit's replies in the mailbox, then every file in the inbox folder."""
+def ingest_returns(year: int, inbox: str | None = None, max_files: int | None = None) -> IngestSummary:
+    """Process every new return: the unit's replies in the mailbox, then every file in the inbox folder (or the
+    max_files oldest: one part of a parallel ingest, flows/ingest_parallel.py)."""
     with settled_heap():  # a thousand files' small objects would set off full collections of a large heap
-        return _ingest(year, inbox)
+        summary = _ingest(year, inbox, max_files)
+    if max_files is not None:  # a part: its parent, maybe on another machine, adds up what the parts recorded
+        record_part(PartCounts.of(summary), year)
+    return summary
 
 
-def _ingest(year: int, inbox: str | None) -> IngestSummary:
+def _ingest(year: int, inbox: str | None, max_files: int | None = None) -> IngestSummary:
     settings = get_settings()
     folder = Path(inbox) if inbox else settings.inbox_dir(year)
     context = load_context(year)
     # the units' replies by mail, when an IMAP mailbox is configured (no task run for nothing otherwise)
     mailbox = poll_mailbox(year) if mailbox_config(settings) else MailboxSummary(year=year, configured=False)
     # the worker processes start while the inbox is claimed (as many as the waiting files are worth)
+    waiting = count_waiting(folder) if max_files is None else min(count_waiting(folder), max_files)
     with ExaminationPool(form=form_for(), context=context, archive_dir=settings.archive_dir,
-                         max_bytes=settings.max_upload_bytes, workers=default_workers(count_waiting(folder))) as pool:
-        claim = claim_inbox(str(folder))
+                         max_bytes=settings.max_upload_bytes, workers=default_workers(waiting)) as pool:
+        claim = claim_inbox(str(folder), max_files)
         paths = [str(p) for p in claim.paths]
         roots = tuple(str(root) for root in claim.roots)
         summary = IngestSummary(year=year, files=len(paths), accepted=0, rejected=0, duplicates=0, answers=[])

@@ -148,8 +148,14 @@ def count_waiting(inbox: Path) -> int:
     return len(_waiting(inbox))
 
 
-def claim_new_files(inbox: Path, now: datetime | None = None) -> Claim:
-    """Take every waiting file into a new claim folder of this run and take over the claims of dead runs."""
+def claim_new_files(inbox: Path, now: datetime | None = None, limit: int | None = None) -> Claim:
+    """Take every waiting file (or the limit's oldest) into a new claim folder of this run, and take over the
+    claims of dead runs whole.
+
+    limit: several runs sharing one inbox each take a part. Each goes down the same oldest-first list, past the
+    files another run took first, until it holds its part: parts that add up to the inbox take every file between
+    them, each file once.
+    """
     moment = now or datetime.now(UTC)
     me = this_process()
     root = _new_claim(inbox, moment, me)
@@ -162,12 +168,16 @@ def claim_new_files(inbox: Path, now: datetime | None = None) -> Claim:
             adopted.append(folder)
             checkpoints.reached("claim.adopted")
     held = [entry for folder in adopted for entry in _waiting(folder)]
+    taken = 0
     for arrival, source_root, path in sorted(sources, key=lambda source: source[0]):
+        if limit is not None and taken >= limit:
+            break
         # under its name, or name.1 ... beside a file of that name; the move keeps the modification time, the
         # arrival time. None: another run claimed it first
         claimed = _move_to_free_name(path, root / path.relative_to(source_root))
         if claimed is not None:
             held.append((arrival, claimed))
+            taken += 1
             checkpoints.reached("claim.moved")
     return Claim(root, [path for _, path in sorted(held, key=lambda entry: entry[0])], tuple(adopted), moment)
 

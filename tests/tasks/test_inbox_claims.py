@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -242,3 +243,63 @@ def test_claim_folders_left_half_made_or_half_removed_are_cleared_by_the_next_ru
 
     assert sorted(p.relative_to(claims).as_posix() for p in claims.rglob("*")) == [
         recent, f"{recent}/T001", f"{recent}/T001/报表.xlsx"]
+
+
+def _aged(inbox: Path, n: int) -> list[str]:
+    """n files in the inbox, arriving a minute apart in an order other than their names'; oldest first."""
+    inbox.mkdir(parents=True)
+    start = datetime(2022, 1, 10, 8, 0, tzinfo=UTC).timestamp()
+    order = [f"报表{(7 * i) % n:03d}.xlsx" for i in range(n)]  # 7 and n coprime: every name once
+    for minute, name in enumerate(order):
+        (inbox / name).write_bytes(name.encode())
+        os.utime(inbox / name, (start + 60 * minute, start + 60 * minute))
+    return order
+
+
+def test_a_bounded_claim_takes_the_oldest_files_and_leaves_the_rest(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    order = _aged(inbox, 10)
+
+    first = claim_new_files(inbox, limit=3)
+    rest = claim_new_files(inbox)
+
+    assert [p.name for p in first.paths] == order[:3]
+    assert [p.name for p in rest.paths] == order[3:]
+
+
+def test_runs_at_once_with_shares_that_add_up_to_the_inbox_take_a_share_each(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    order = _aged(inbox, 400)
+    claims = []
+    start = threading.Barrier(4)
+
+    def run() -> None:
+        start.wait()  # all four go down the same list at once, past the files the others took
+        claims.append(claim_new_files(inbox, limit=100))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    taken = [[p.name for p in claim.paths] for claim in claims]
+    assert [len(names) for names in taken] == [100] * 4
+    assert sorted(name for names in taken for name in names) == sorted(order)  # each file once
+    assert all(names == sorted(names, key=order.index) for names in taken)  # each share oldest first
+
+
+def test_a_bounded_claim_takes_a_dead_runs_claim_over_whole_besides_its_share(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    dropped = _drop(inbox, 6)
+    started = datetime(2022, 1, 10, 8, 0, tzinfo=UTC)
+    dead = claim_new_files(inbox, now=started)  # its run dies
+    for i in range(4):
+        (inbox / f"新报表{i}.xlsx").write_bytes(f"new {i}".encode())
+
+    late = claim_new_files(inbox, now=started + STALE_CLAIM + timedelta(minutes=1), limit=2)
+
+    assert late.adopted == (dead.root,)
+    assert {str(p.relative_to(dead.root)) for p in late.paths if p.is_relative_to(dead.root)} == dropped
+    assert len([p for p in late.paths if p.is_relative_to(late.root)]) == 2
+    assert len(list(inbox.glob("新报表*.xlsx"))) == 2  # the rest wait for the next run
