@@ -1,7 +1,9 @@
 """Every deployment of nianbao, served from one process: `nianbao serve` / `make serve`.
 
 Schedules are in China time: ingest every 5 minutes, chase at 09:00, a draft report at 18:00 (each over every
-open campaign); open-collection and final-report run on demand from the UI's Run form (year, deadline).
+open campaign); open-collection, final-report, unit-reports, ingest-returns and ingest-parallel run on demand from
+the UI's Run form (year, deadline ...). ingest-parallel starts runs of ingest-returns, several at once: that one
+deployment has no limit of one run at a time.
 The multi-machine setup declares the same deployments in prefect.yaml (a process work pool); the smoke test
 keeps the two in step.
 """
@@ -21,8 +23,11 @@ from prefect.types.entrypoint import EntrypointType
 
 from deployments.server import DEFAULT_PORT, prefect_server
 from flows.final_report import final_report
+from flows.ingest_parallel import ingest_parallel
+from flows.ingest_returns import ingest_returns
 from flows.open_collection import open_collection
 from flows.scheduled import chase_open_campaigns, draft_open_campaigns, ingest_open_campaigns
+from flows.unit_reports import unit_reports
 
 TIMEZONE = "Asia/Shanghai"
 INGEST_CRON = "*/5 * * * *"
@@ -31,14 +36,20 @@ DRAFT_CRON = "0 18 * * *"
 # Runs at the same time in one serving process; a final report waiting for approval holds one slot.
 SERVE_LIMIT = 4
 TAGS = ["nianbao"]
+UNIT_REPORTS = "生成各单位自己的年度报告（设置 NIANBAO_DASK_ADDRESS 时分批在 Dask 集群上生成）。"
+INGEST_RETURNS = ("接收一个年度收件箱中的报送文件并审核；max_files：最多领取的文件数（最早到达的先取），"
+                  "并行接收时各运行各取一份。")
+INGEST_PARALLEL = "多台机器并行接收一个年度的收件箱：启动 parts 个接收运行，各取约 1/parts 的文件，等待全部结束后汇总。"
 
 
 def _deployment(flow: Flow[..., Any], name: str, description: str, *, cron: str | None = None,
-                strategy: ConcurrencyLimitStrategy = ConcurrencyLimitStrategy.CANCEL_NEW) -> RunnerDeployment:
-    """One run at a time of each deployment; CANCEL_NEW skips a run that finds the previous one still going."""
+                strategy: ConcurrencyLimitStrategy = ConcurrencyLimitStrategy.CANCEL_NEW,
+                one_at_a_time: bool = True) -> RunnerDeployment:
+    """One run at a time of a deployment (unless not one_at_a_time); CANCEL_NEW skips a run that finds the previous
+    one still going."""
     deployment = flow.to_deployment(
         name, schedules=[Cron(cron, timezone=TIMEZONE)] if cron else None, description=description, tags=TAGS,
-        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=strategy),
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=strategy) if one_at_a_time else None,
         # loaded by module path: the serving process may be started from any folder
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
@@ -58,6 +69,9 @@ def deployments() -> list[RunnerDeployment]:
                     description="开启年度填报：填写报告年度（year）和报送截止日期（deadline），向各单位下发工作簿。"),
         _deployment(final_report, "on-demand",
                     description="生成正式汇总报告并等待审批：在运行页面点击“Resume”填写审批结果。"),
+        _deployment(unit_reports, "on-demand", description=UNIT_REPORTS),
+        _deployment(ingest_returns, "on-demand", one_at_a_time=False, description=INGEST_RETURNS),
+        _deployment(ingest_parallel, "on-demand", description=INGEST_PARALLEL),
     ]
 
 

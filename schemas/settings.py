@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=5_000_000, ge=1, description="Largest returned file that is parsed")
     docx_template: Path | None = Field(default=None, description="The office's own Word template for the reports "
                                        "(from `nianbao docx-template`); default: the packaged one")
+    dask_address: str | None = Field(
+        default=None, description="Where the unit reports' batches run: a Dask scheduler (tcp://host:8786), or "
+        "'local' for a cluster of this machine's cores started for the run; unset: in the flow's own process. "
+        "Needs the dask extra (pip install -e '.[dask]')")
+    dask_workers: int | None = Field(default=None, ge=1, description="Worker processes of the 'local' Dask cluster; "
+                                     "default: one a core")
 
     # mail: with no SMTP host, every message is written as an .eml file to the campaign's outbox/mail folder
     smtp_host: str | None = Field(default=None, description="SMTP server; unset: write .eml files instead")

@@ -21,12 +21,16 @@ from flows.chase_late_units import chase_late_units
 
 ROOT = Path(__file__).resolve().parents[2]
 SHANGHAI = "Asia/Shanghai"
-EXPECTED = {  # flow/deployment -> (cron or None for on demand, required parameters, collision strategy)
+EXPECTED = {  # flow/deployment -> (cron or None for on demand, required parameters, collision strategy or None
+    # for no limit of one run at a time)
     "ingest-open-campaigns/every-5-min": ("*/5 * * * *", [], "CANCEL_NEW"),
     "chase-open-campaigns/daily-0900": ("0 9 * * *", [], "CANCEL_NEW"),
     "draft-open-campaigns/daily-1800": ("0 18 * * *", [], "CANCEL_NEW"),
     "open-collection/on-demand": (None, ["year", "deadline"], "ENQUEUE"),
     "final-report/on-demand": (None, ["year"], "CANCEL_NEW"),
+    "unit-reports/on-demand": (None, ["year"], "CANCEL_NEW"),
+    "ingest-returns/on-demand": (None, ["year"], None),  # ingest-parallel runs several at once
+    "ingest-parallel/on-demand": (None, ["year"], "CANCEL_NEW"),
 }
 
 
@@ -49,9 +53,12 @@ def test_served_deployments_names_schedules_timezones_and_limits():
     for name, (cron, required, strategy) in EXPECTED.items():
         deployment = served[name]
         assert _crons(deployment.schedules) == ([(cron, SHANGHAI)] if cron else []), name
-        assert deployment.concurrency_limit == 1, name
-        assert deployment.concurrency_options is not None
-        assert deployment.concurrency_options.collision_strategy.value == strategy, name
+        if strategy is None:
+            assert deployment.concurrency_limit is None, name
+        else:
+            assert deployment.concurrency_limit == 1, name
+            assert deployment.concurrency_options is not None
+            assert deployment.concurrency_options.collision_strategy.value == strategy, name
         assert deployment.entrypoint and ":" not in deployment.entrypoint  # a module path: served from any folder
         assert deployment.description and deployment.tags == ["nianbao"]
         assert sorted(deployment._parameter_openapi_schema.required or []) == sorted(required), name
@@ -80,12 +87,14 @@ def test_prefect_yaml_declares_the_same_deployments_for_a_process_work_pool():
     assert len(model.deployments) == len(served)
     for name, config in declared.items():
         deployment = served[name]
-        assert deployment.concurrency_options is not None
         assert config["work_pool"]["name"] == "nianbao", name
         schedules = [_schedule_config_to_deployment_schedule(s) for s in config["schedules"]]
         assert _crons(schedules) == _crons(deployment.schedules), name
-        assert config["concurrency_limit"] == {"limit": 1, "collision_strategy":
-                                               deployment.concurrency_options.collision_strategy.value}, name
+        if deployment.concurrency_options is None:
+            assert "concurrency_limit" not in config and deployment.concurrency_limit is None, name
+        else:
+            assert config["concurrency_limit"] == {"limit": 1, "collision_strategy":
+                                                   deployment.concurrency_options.collision_strategy.value}, name
         assert config["description"] == deployment.description and config["tags"] == deployment.tags
 
 
