@@ -1,8 +1,8 @@
 """Store examined returns: the submission, its figures and its verdict, all or nothing.
 
-A batch of files is written in a handful of statements (one multi-row insert per table, the figures of a file as one
-JSON text made by the examination), not file by file through the ORM: per-object ORM work cost ~2 ms a file, more
-than reading and checking it.
+A batch of files is written in a handful of statements (one multi-row insert per table, COPY on PostgreSQL, the
+figures of a file as one JSON text made by the examination), not file by file through the ORM: per-object ORM work
+cost ~2 ms a file, more than reading and checking it.
 The batch sits in a SAVEPOINT; should it fail on a unique key (another ingest run stored one of its files between
 our look-up and our insert), it is rolled back and stored again one file per savepoint, so the files the other run
 stored become duplicates and the rest still land. The same bytes twice from one unit in a campaign are stored once
@@ -35,6 +35,7 @@ from schemas.tables import (
 )
 from tasks.admission import LOCKED_STATES
 from tasks.ingest import Examination
+from tasks.pg_copy import copy_rows, copy_supported
 
 log = logging.getLogger(__name__)
 # SQLModel sets __table__ at class creation
@@ -168,14 +169,23 @@ def _store_batch(conn: Connection, campaign_id: int, exams: Sequence[Examination
 
 def _insert(conn: Connection, campaign_id: int, planned: list[_Planned], assignment_of: dict[int, int]) -> None:
     rows = [_submission_row(campaign_id, p) for p in planned]
-    inserted = conn.execute(SUBMISSIONS.insert().returning(SUBMISSIONS.c.id, sort_by_parameter_order=True), rows)
-    for item, (new_id,) in zip(planned, inserted, strict=True):
+    bulk = copy_supported(conn)  # PostgreSQL: COPY, the ids drawn from the sequence first
+    if bulk:
+        new_ids = copy_rows(conn, SUBMISSIONS, rows, new_ids=True)
+    else:
+        new_ids = [new_id for (new_id,) in conn.execute(
+            SUBMISSIONS.insert().returning(SUBMISSIONS.c.id, sort_by_parameter_order=True), rows)]
+    for item, new_id in zip(planned, new_ids, strict=True):
         item.id = new_id
     chained = [{"sid": p.id, "rid": p.replaces_id()} for p in planned if isinstance(p.replaces, _Planned)]
     if chained:  # an accepted resubmission replacing one accepted earlier in this very batch
         conn.execute(update(SUBMISSIONS).where(SUBMISSIONS.c.id == bindparam("sid"))
                      .values(replaces_id=bindparam("rid")), chained)
-    conn.execute(EVENTS.insert(), [_event_row(campaign_id, p) for p in planned])
+    events = [_event_row(campaign_id, p) for p in planned]
+    if bulk:
+        copy_rows(conn, EVENTS, events)
+    else:
+        conn.execute(EVENTS.insert(), events)
     latest: dict[int, _Planned] = {p.unit_id: p for p in planned if p.unit_id in assignment_of and p.newest}
     if latest:
         conn.execute(update(ASSIGNMENTS).where(ASSIGNMENTS.c.id == bindparam("aid")).values(
