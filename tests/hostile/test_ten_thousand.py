@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,25 @@ from schemas.tables import Assignment, Submission, Unit, Verdict
 from tasks.db import get_engine
 from tasks.xlsx_patch import XlsxPatcher
 from tests.channels import YEAR, open_campaign
+from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 FILES = 10_000
 CODES = ["D001", "G001", "T001", "T002"]
+
+
+@pytest.fixture
+def database_url() -> Iterator[str | None]:
+    """One backend, not both (25 s each): PostgreSQL, the database of an office that gets thousands of returns,
+    where the suite has it, else SQLite. Storing is tested on both elsewhere (tests/tasks/test_store_batch.py)."""
+    if not POSTGRES_URL:
+        yield None
+        return
+    from tests.postgres import temporary_database
+
+    with temporary_database(POSTGRES_URL) as url:
+        yield url
 
 
 def test_ten_thousand_returns_in_one_run(settings: Settings, units_file: Path, form: FormSpec) -> None:
