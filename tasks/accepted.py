@@ -55,6 +55,10 @@ class AcceptedFigures(Mapping[str, Mapping[str, Decimal]]):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def subset(self, codes: list[str]) -> AcceptedFigures:
+        """The table of these units only (each must be in it)."""
+        return AcceptedFigures(self.cell_keys, {code: self.rows[code] for code in codes})
+
     def column_sums(self) -> dict[str, Decimal]:
         """Each key's exact sum over every unit, a column at a time."""
         sums: dict[str, Decimal] = {}

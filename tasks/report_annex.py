@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from schemas.form_spec import FormSpec
+from schemas.form_spec import FormSpec, MeasureSpec
+from tasks.accepted import AcceptedFigures
 from tasks.check import cross_year
 from tasks.completeness import Completeness, Timeliness
 from tasks.consolidate import CountyFigures
@@ -23,6 +24,9 @@ from tasks.report_facts import Finding
 from tasks.report_measures import Measure, format_measure, measures
 from tasks.report_tables import list_grid
 from tasks.workbook_template import chinese_date
+
+# more units than this (a prefecture's, a province's) and the annex's breakdown is a row per kind of unit
+UNIT_ROWS_LIMIT = 300
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,11 @@ def _comparison(annex: AnnexInput, values: Mapping[str, Measure]) -> Section:
 def _breakdown(form: FormSpec, annex: AnnexInput) -> Section:
     assert form.report is not None
     columns = [m for m in form.report.measures if m.breakdown]
+    units = annex.completeness.units
+    if len(units) > UNIT_ROWS_LIMIT:
+        return _breakdown_by_kind(form, annex, columns)
     rows, totals = [], [Decimal(0)] * len(columns)
-    for n, unit in enumerate(annex.completeness.units, start=1):
+    for n, unit in enumerate(units, start=1):
         figures = annex.per_unit.get(unit.code)
         cells = ["—"] * len(columns)
         if figures is not None:
@@ -136,6 +143,39 @@ def _breakdown(form: FormSpec, annex: AnnexInput) -> Section:
         Table(grid=grid, caption="表3　各单位主要数据", header_rows=1, compact=True),
         Paragraph(text="各单位全部数据见汇总表（Excel）的“分单位明细”工作表；“—”为尚无审核通过的数据。",
                   style=ParagraphStyle.NOTE)])
+
+
+def _breakdown_by_kind(form: FormSpec, annex: AnnexInput, columns: list[MeasureSpec]) -> Section:
+    """A row per kind of unit (乡镇、县直部门 ...): a prefecture's or a province's thousands of units are read in the
+    summary workbook's breakdown sheet, not in a document of hundreds of pages."""
+    by_kind: dict[str, list[str]] = {}
+    for unit in annex.completeness.units:
+        by_kind.setdefault(unit.kind, []).append(unit.code)
+    rows, totals = [], [Decimal(0)] * len(columns)
+    for n, (kind, codes) in enumerate(by_kind.items(), start=1):
+        sums = _sums(annex.per_unit, [code for code in codes if code in annex.per_unit],
+                     {key for spec in columns for key in spec.cells})
+        values = [sum((sums[k] for k in spec.cells), Decimal(0)) for spec in columns]
+        totals = [t + v for t, v in zip(totals, values, strict=True)]
+        accepted = sum(1 for code in codes if code in annex.per_unit)
+        rows.append([str(n), kind, str(len(codes)), str(accepted),
+                     *(format_measure(form, spec, v) for spec, v in zip(columns, values, strict=True))])
+    units = annex.completeness.units
+    rows.append(["", "合计", str(len(units)), str(sum(1 for u in units if u.code in annex.per_unit)),
+                 *(format_measure(form, spec, t) for spec, t in zip(columns, totals, strict=True))])
+    grid = list_grid("分单位类型汇总", ["序号", "单位类型", "单位数", "已通过审核", *(m.name for m in columns)], rows,
+                     numbers_from=2)
+    return Section(heading="四、分单位明细", blocks=[
+        Table(grid=grid, caption="表3　各类单位主要数据", header_rows=1, compact=True),
+        Paragraph(text=f"报送单位共{len(units)}个，超过{UNIT_ROWS_LIMIT}个，此处按单位类型汇总（已通过审核单位的数据之和）；"
+                       "各单位的全部数据见汇总表（Excel）的“分单位明细”工作表。", style=ParagraphStyle.NOTE)])
+
+
+def _sums(per_unit: Mapping[str, Mapping[str, Decimal]], codes: list[str], keys: set[str]) -> dict[str, Decimal]:
+    """The exact sum of each key over the units: a column at a time from the stored texts where they are at hand."""
+    if isinstance(per_unit, AcceptedFigures):
+        return per_unit.subset(codes).column_sums()
+    return {key: sum((per_unit[code].get(key, Decimal(0)) for code in codes), Decimal(0)) for key in keys}
 
 
 def _scope(annex: AnnexInput) -> Section:
