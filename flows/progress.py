@@ -26,7 +26,14 @@ from sqlmodel import Session
 from flows.common import engine, form_for, settled_heap
 from schemas.tables import Campaign
 from tasks.campaigns import get_campaign
-from tasks.progress import artifact_key, load_progress, progress_description, progress_percent, progress_table
+from tasks.progress import (
+    artifact_key,
+    load_progress,
+    progress_description,
+    progress_percent,
+    progress_table,
+    progress_table_note,
+)
 from tasks.progress_events import EventSpec, event_specs, pending_rows, record_emitted
 from tasks.report_digest import digest_markdown, load_report_digest
 
@@ -56,7 +63,8 @@ def publish_progress(year: int, today: date | None = None, events: bool = True) 
         create_progress_artifact(progress_percent(progress), key=artifact_key(year, "progress"),
                                  description=progress_description(progress))
         create_table_artifact(progress_table(progress), key=artifact_key(year, "units"),
-                              description=f"{year}年度各单位填报情况（状态、最近报送、问题数、催报次数）")
+                              description=f"{year}年度各单位填报情况（状态、最近报送、问题数、催报次数）"
+                                          f"{progress_table_note(progress)}")
         if digest is not None:
             create_markdown_artifact(digest_markdown(digest), key=artifact_key(year, "report"),
                                      description=f"{year}年度最新汇总报告：主要数据、校验结果、文件")

@@ -15,6 +15,7 @@ from tasks.status import STATUS_CHINESE, campaign_status
 
 CHINA = ZoneInfo("Asia/Shanghai")
 UTC = ZoneInfo("UTC")
+TABLE_ROWS_LIMIT = 300  # units listed one by one in the units table artifact; above it, those still to act on
 
 
 class ProgressRow(BaseModel):
@@ -65,12 +66,35 @@ def progress_description(progress: CampaignProgress) -> str:
 
 
 def progress_table(progress: CampaignProgress) -> list[dict[str, object]]:
-    """One row per unit, with Chinese column names, for a table artifact."""
+    """One row per unit, with Chinese column names, for a table artifact; for more than TABLE_ROWS_LIMIT units,
+    the units still to act on (not accepted, or a return held after approval), at most that many."""
     held = any(row.held for row in progress.rows)  # the column only once a report was approved and more came
     return [{"单位代码": row.unit, "单位名称": row.name, "状态": STATUS_CHINESE.get(row.status, row.status),
              "最近报送": _china_text(row.last_submission_at), "问题数": row.issue_count, "催报次数": row.reminders}
             | ({"定稿后报送（未并入）": row.held} if held else {})
-            for row in progress.rows]
+            for row in _shown(progress)]
+
+
+def progress_table_note(progress: CampaignProgress) -> str:
+    """What the table leaves out, in words for its description ('' when it lists every unit)."""
+    if len(progress.rows) <= TABLE_ROWS_LIMIT:
+        return ""
+    pending = len(_pending(progress))
+    listed = min(pending, TABLE_ROWS_LIMIT)
+    return (f"；共{len(progress.rows)}个单位，表中列出尚待处理（未通过或定稿后报送）的{listed}个"
+            f"{f'（共{pending}个）' if pending > listed else ''}，全部单位见 nianbao status")
+
+
+def _pending(progress: CampaignProgress) -> list[ProgressRow]:
+    return [row for row in progress.rows if row.status != "accepted" or row.held]
+
+
+def _shown(progress: CampaignProgress) -> list[ProgressRow]:
+    # a province's 10,000 rows would make a 3 MB artifact at every ingest run (every 5 minutes, each version kept),
+    # too big for the server's events and for the UI; the accepted ones are counted by the progress artifact
+    if len(progress.rows) <= TABLE_ROWS_LIMIT:
+        return progress.rows
+    return _pending(progress)[:TABLE_ROWS_LIMIT]
 
 
 def _china_text(moment: datetime | None) -> str:

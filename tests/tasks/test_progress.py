@@ -18,7 +18,15 @@ from tasks.approval import ApprovalError, approve_report, send_back_report
 from tasks.consolidate import consolidate, figures_json
 from tasks.db import get_engine
 from tasks.open_campaigns import open_campaign_years
-from tasks.progress import CampaignProgress, ProgressRow, artifact_key, progress_percent, progress_table
+from tasks.progress import (
+    TABLE_ROWS_LIMIT,
+    CampaignProgress,
+    ProgressRow,
+    artifact_key,
+    progress_percent,
+    progress_table,
+    progress_table_note,
+)
 from tasks.progress_events import event_specs, pending_rows, record_emitted
 from tasks.report_digest import build_digest, digest_markdown, load_report_digest
 from tests.factories import valid_figures
@@ -88,6 +96,27 @@ def test_progress_counts_accepted_of_expected_and_tables_in_chinese() -> None:
                         "问题数": 0, "催报次数": 0}
     assert [(r["状态"], r["最近报送"], r["催报次数"]) for r in table[1:]] == [
         ("未通过", "2022-01-15 09:30", 2), ("逾期未报", "—", 1)]
+
+
+def test_a_province_table_lists_the_units_still_to_act_on() -> None:
+    def row(n: int, status: str, held: int = 0) -> ProgressRow:
+        return ProgressRow(unit=f"U{n:05d}", name=f"单位{n}", status=status, last_submission_at=None,
+                           issue_count=0, reminders=0, held=held)
+
+    few = [row(n, "accepted") for n in range(TABLE_ROWS_LIMIT)]
+    county = CampaignProgress(year=2021, deadline=date(2022, 1, 20), expected=len(few), accepted=len(few), rows=few)
+    assert len(progress_table(county)) == TABLE_ROWS_LIMIT and progress_table_note(county) == ""
+
+    statuses = ["accepted"] * 6 + ["rejected", "missing", "returned"]  # a third still to act on
+    rows = [row(n, statuses[n % len(statuses)], held=1 if n == 9 else 0) for n in range(10_000)]
+    province = CampaignProgress(year=2021, deadline=date(2022, 1, 20), expected=10_000, accepted=6_667, rows=rows)
+    table = progress_table(province)
+    pending = [r.unit for r in rows if r.status != "accepted" or r.held]
+    assert [r["单位代码"] for r in table] == pending[:TABLE_ROWS_LIMIT] and "U00009" in pending[:5]
+    assert {r["状态"] for r in table} >= {"未通过", "逾期未报"}
+    assert progress_table_note(province) == (
+        f"；共10000个单位，表中列出尚待处理（未通过或定稿后报送）的{TABLE_ROWS_LIMIT}个（共{len(pending)}个），"
+        "全部单位见 nianbao status")
 
 
 def test_events_name_the_unit_and_campaign_and_are_emitted_once_per_row(settings: Settings) -> None:
