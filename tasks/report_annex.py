@@ -16,7 +16,7 @@ from decimal import Decimal
 from schemas.form_spec import FormSpec, MeasureSpec
 from tasks.accepted import AcceptedFigures
 from tasks.check import cross_year
-from tasks.completeness import Completeness, Timeliness
+from tasks.completeness import Completeness, Timeliness, UnitCompleteness
 from tasks.consolidate import CountyFigures
 from tasks.history import YearFigures
 from tasks.report_document import Document, Paragraph, ParagraphStyle, Section, Table
@@ -64,7 +64,9 @@ def _completeness(annex: AnnexInput) -> Section:
                f"未报送{c.count(Timeliness.MISSING)}个。报送截止日期为{chinese_date(c.deadline)}。")
     blocks: list[Paragraph | Table] = [Paragraph(text=summary, style=ParagraphStyle.FACT)]
     exceptions = c.of(Timeliness.LATE, Timeliness.REJECTED, Timeliness.MISSING)
-    if exceptions:
+    if len(exceptions) > UNIT_ROWS_LIMIT:
+        blocks += _exceptions_by_kind(c, exceptions)
+    elif exceptions:
         rows = [[str(n), u.name, u.kind, u.timeliness.chinese, _when(u.first_return_at),
                  _when(u.first_accepted_at), str(u.returns)] for n, u in enumerate(exceptions, start=1)]
         header = ["序号", "单位名称", "单位类型", "报送情况", "首次报送时间", "通过审核时间", "报送次数"]
@@ -73,6 +75,26 @@ def _completeness(annex: AnnexInput) -> Section:
     else:
         blocks.append(Paragraph(text="全部单位均已按时报送并通过审核。"))
     return Section(heading="一、报送情况", blocks=blocks)
+
+
+def _exceptions_by_kind(c: Completeness, exceptions: list[UnitCompleteness]) -> list[Paragraph | Table]:
+    """Counts by kind of unit: hundreds of late or missing units are followed up from a list that can be sorted
+    and filtered, not read in the annex."""
+    shown = (Timeliness.LATE, Timeliness.REJECTED, Timeliness.MISSING)
+    counts: dict[str, dict[Timeliness, int]] = {}
+    for unit in c.units:
+        counts.setdefault(unit.kind, dict.fromkeys(shown, 0))
+    for unit in exceptions:
+        counts[unit.kind][unit.timeliness] += 1
+    rows = [[str(n), kind, *(str(by[t]) for t in shown), str(sum(by.values()))]
+            for n, (kind, by) in enumerate(counts.items(), start=1)]
+    rows.append(["", "合计", *(str(c.count(t)) for t in shown), str(len(exceptions))])
+    header = ["序号", "单位类型", *(t.chinese for t in shown), "合计"]
+    grid = list_grid("未按时报送的单位", header, rows, numbers_from=2)
+    return [Table(grid=grid, caption="表1　逾期报送、未通过审核和未报送的单位数", header_rows=1, compact=True),
+            Paragraph(text=f"这类单位共{len(exceptions)}个，超过{UNIT_ROWS_LIMIT}个，此处按单位类型列示个数；"
+                           "逐个单位的报送情况可用 nianbao status 命令或 Prefect 界面中的各单位报送情况表查看。",
+                      style=ParagraphStyle.NOTE)]
 
 
 def _checks(form: FormSpec, annex: AnnexInput) -> Section:
@@ -174,7 +196,7 @@ def _breakdown_by_kind(form: FormSpec, annex: AnnexInput, columns: list[MeasureS
 def _sums(per_unit: Mapping[str, Mapping[str, Decimal]], codes: list[str], keys: set[str]) -> dict[str, Decimal]:
     """The exact sum of each key over the units: a column at a time from the stored texts where they are at hand."""
     if isinstance(per_unit, AcceptedFigures):
-        return per_unit.subset(codes).column_sums()
+        return per_unit.sums_of(sorted(keys), codes)
     return {key: sum((per_unit[code].get(key, Decimal(0)) for code in codes), Decimal(0)) for key in keys}
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from schemas.form_spec import FormSpec, MeasureSpec
 from tasks.accepted import AcceptedFigures
 from tasks.completeness import Completeness, Timeliness, UnitCompleteness
-from tasks.report_annex import UNIT_ROWS_LIMIT, _breakdown
+from tasks.report_annex import UNIT_ROWS_LIMIT, _breakdown, _completeness
 from tasks.report_document import Table
 from tasks.report_measures import format_measure
 from tests.factories import valid_figures
@@ -32,7 +32,7 @@ def _figures(form: FormSpec, completeness: Completeness) -> dict[str, dict[str, 
 
 
 def _rows(section: object) -> list[list[str]]:
-    table = section.blocks[0]  # type: ignore[attr-defined]
+    table = next(b for b in section.blocks if isinstance(b, Table))  # type: ignore[attr-defined]
     assert isinstance(table, Table)
     return [[cell.text for cell in row] for row in table.grid.rows]
 
@@ -78,3 +78,28 @@ def test_a_province_gets_a_row_per_kind_with_the_same_exact_sums(form: FormSpec)
     every = list(figures.values())
     assert rows[-1][2:] == [str(UNIT_ROWS_LIMIT + 1), str(len(every)), *_measures(form, columns, every)]
     assert "按单位类型汇总" in as_dicts.blocks[1].text  # type: ignore[union-attr]
+
+
+def _late(n: int, missing_every: int) -> Completeness:
+    """n units, every one late but each missing_every-th, which never reported."""
+    return Completeness(deadline=date(2022, 1, 20), units=[UnitCompleteness(
+        code=f"U{i:04d}", name=f"单位{i}", kind=KINDS[i % 2],
+        timeliness=Timeliness.MISSING if i % missing_every == 0 else Timeliness.LATE,
+        returns=0 if i % missing_every == 0 else 1, first_return_at=None, first_accepted_at=None) for i in range(n)])
+
+
+def test_a_few_late_units_are_listed_by_name_many_are_counted_by_kind() -> None:
+    few = _rows(_completeness(_annex(_late(UNIT_ROWS_LIMIT, 10), {})))  # type: ignore[arg-type]
+    assert few[0][:4] == ["序号", "单位名称", "单位类型", "报送情况"] and len(few) == 1 + UNIT_ROWS_LIMIT
+    assert few[1][1:4] == ["单位0", KINDS[0], "未报送"] and few[2][1:4] == ["单位1", KINDS[1], "逾期报送"]
+
+    many = _late(UNIT_ROWS_LIMIT + 1, 10)
+    section = _completeness(_annex(many, {}))  # type: ignore[arg-type]
+    rows = _rows(section)
+    assert rows[0] == ["序号", "单位类型", "逾期报送", "未通过审核", "未报送", "合计"]
+    for row, kind in zip(rows[1:3], KINDS[:2], strict=True):
+        late = sum(1 for u in many.units if u.kind == kind and u.timeliness is Timeliness.LATE)
+        missing = sum(1 for u in many.units if u.kind == kind and u.timeliness is Timeliness.MISSING)
+        assert row == [row[0], kind, str(late), "0", str(missing), str(late + missing)]
+    assert rows[-1] == ["", "合计", "270", "0", "31", str(UNIT_ROWS_LIMIT + 1)]
+    assert "nianbao status" in section.blocks[2].text  # type: ignore[union-attr]
