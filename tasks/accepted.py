@@ -11,7 +11,7 @@ Decimals; a decimal cell as Decimals) and a unit's row goes into the workbook's 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from operator import itemgetter
@@ -36,6 +36,7 @@ class AcceptedFigures(Mapping[str, Mapping[str, Decimal]]):
     cell_keys: tuple[str, ...]
     rows: dict[str, tuple[str, ...]]
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _sums: dict[str, Decimal] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {key: n for n, key in enumerate(self.cell_keys)})
@@ -55,16 +56,26 @@ class AcceptedFigures(Mapping[str, Mapping[str, Decimal]]):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def subset(self, codes: list[str]) -> AcceptedFigures:
-        """The table of these units only (each must be in it)."""
-        return AcceptedFigures(self.cell_keys, {code: self.rows[code] for code in codes})
-
     def column_sums(self) -> dict[str, Decimal]:
-        """Each key's exact sum over every unit, a column at a time."""
+        """Each key's exact sum over every unit, a column at a time (worked out once: the county figures and the
+        summary workbook's 合计 row both need them)."""
+        if self._sums is None:
+            object.__setattr__(self, "_sums", self.sums_of(self.cell_keys, list(self.rows)))
+        assert self._sums is not None
+        return dict(self._sums)
+
+    def sums_of(self, keys: Sequence[str], codes: Sequence[str]) -> dict[str, Decimal]:
+        """The exact sum of each of these keys over these units (each must be in the table)."""
+        if not keys:
+            return {}
+        pick = itemgetter(*[self._index[key] for key in keys])
+        rows = [self.rows[code] for code in codes]
+        picked = (rows if len(keys) == len(self.cell_keys) and keys == self.cell_keys
+                  else [pick(row) if len(keys) > 1 else (pick(row),) for row in rows])
+        columns = zip(*picked, strict=True) if picked else ((),) * len(keys)
         sums: dict[str, Decimal] = {}
-        columns = zip(*self.rows.values(), strict=True) if self.rows else ((),) * len(self.cell_keys)
         with localcontext(EXACT):  # 1 + 1E-65 yuan is not rounded to 1
-            for key, column in zip(self.cell_keys, columns, strict=True):
+            for key, column in zip(keys, columns, strict=True):
                 try:  # whole numbers (all but the money cells): exact and quick as ints
                     sums[key] = Decimal(sum(map(int, column)))
                 except ValueError:  # a decimal among them

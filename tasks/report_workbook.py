@@ -49,7 +49,8 @@ def summary_workbook(form: FormSpec, title: str, county: dict[str, Decimal], uni
         accepted = AcceptedFigures(keys, {})
     table = accepted if accepted.cell_keys == keys else AcceptedFigures.from_values(keys, accepted)
     listed = {unit.code: table.rows[unit.code] for unit in units if unit.code in table.rows}
-    totals = AcceptedFigures(keys, listed).column_sums()
+    # every accepted unit listed (as in the county report): the sums the county figures were made from
+    totals = (table if len(listed) == len(table) else AcceptedFigures(keys, listed)).column_sums()
     rows: list[tuple[Sequence[str], Sequence[str]]] = [
         ((unit.code, unit.name, unit.kind, unit.status), listed.get(unit.code, ())) for unit in units]
     rows.append((("合计", "（各单位之和）", "", ""), [fmt(key, totals[key]) for key in keys]))
