@@ -33,7 +33,7 @@ lint: install
 	$(BIN)/mypy .
 
 bench: install
-	$(BIN)/python -m bench.run --units 1000
+	$(BIN)/python -m bench.run --units 1000,10000
 
 # Damaged returns against the examination for FUZZ_SECONDS; inputs that break a promise go to bench/out/fuzz-crashes/.
 # atheris (coverage-guided) needs a wheel for this platform: without it the seeded random engine runs instead.
