@@ -253,17 +253,8 @@ def _paths_agree(data: bytes, form: FormSpec) -> tuple[bool, str, list[Finding]]
 
 
 def calamine_read(data: bytes, form: FormSpec) -> RawWorkbook:
-    """The file as read_workbook reads it when the fast path declines (as tests/tasks/test_xlsx_values.py does)."""
-    fast = workbook_read._read_usual
-
-    def decline(*_: object) -> RawWorkbook:
-        raise Unusual("calamine, for the comparison")
-
-    workbook_read._read_usual = decline  # type: ignore[assignment]
-    try:
-        return read_workbook(data, form)
-    finally:
-        workbook_read._read_usual = fast
+    """The file as read_workbook reads it when the fast path declines."""
+    return read_workbook(data, form, fast_path=False)
 
 
 def _plain(values: Mapping[str, object]) -> dict[str, object]:
