@@ -29,7 +29,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.fuzz_oracle import Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "fuzz-crashes"
@@ -109,18 +112,23 @@ def _random_worker(run_seed: int, start: int, stop: int | None, deadline: float,
             item = make_input(seeds, run_seed, index)
             verdict = oracle.judge(item.data)
             started.value = 0.0
-            counts["inputs"] += 1
-            counts["accepted"] += verdict.accepted
-            counts["fast_path"] += verdict.fast_path
-            counts["codes"].update(set(verdict.codes))
-            for finding in verdict.findings:
-                counts["findings"][f"{finding.kind}: {finding.signature}"] += 1
-                keeper.keep(finding.kind, finding.signature, finding.detail, item.data,
-                            f"seed {run_seed}, input {index}: {item.seed} + {' + '.join(item.mutations)}")
+            _tally(counts, keeper, verdict, item.data,
+                   f"seed {run_seed}, input {index}: {item.seed} + {' + '.join(item.mutations)}")
             if counts["inputs"] % 25 == 0:
                 results.put(_flush(counts))
             index += 1
         results.put(_flush(counts))
+
+
+def _tally(counts: dict[str, Any], keeper: Keeper, verdict: Verdict, data: bytes, recipe: str) -> None:
+    """One judged input counted; each of its findings counted and its input kept."""
+    counts["inputs"] += 1
+    counts["accepted"] += verdict.accepted
+    counts["fast_path"] += verdict.fast_path
+    counts["codes"].update(set(verdict.codes))
+    for finding in verdict.findings:
+        counts["findings"][f"{finding.kind}: {finding.signature}"] += 1
+        keeper.keep(finding.kind, finding.signature, finding.detail, data, recipe)
 
 
 def _flush(counts: dict[str, Any]) -> dict[str, Any]:
@@ -253,13 +261,7 @@ def _atheris_worker(seconds: int, out: Path, slow: float, hang: float, corpus: P
     def one_input(data: bytes) -> None:
         nonlocal last_write
         verdict = oracle.judge(data)
-        counts["inputs"] += 1
-        counts["accepted"] += verdict.accepted
-        counts["fast_path"] += verdict.fast_path
-        counts["codes"].update(set(verdict.codes))
-        for finding in verdict.findings:
-            counts["findings"][f"{finding.kind}: {finding.signature}"] += 1
-            keeper.keep(finding.kind, finding.signature, finding.detail, data, "atheris input")
+        _tally(counts, keeper, verdict, data, "atheris input")
         if time.time() - last_write > 2:  # the process may be stopped at any moment by libFuzzer: counts kept
             stats.write_text(json.dumps({k: (dict(v) if isinstance(v, Counter) else v) for k, v in counts.items()}),
                              encoding="utf-8")

@@ -15,19 +15,18 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import Connection
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 import tasks.submissions
 from schemas.form_spec import get_form
-from schemas.tables import Assignment, Campaign, Unit
 from tasks.db import get_engine
 from tasks.ingest import Examination, Incoming
 from tasks.submissions import store_examinations
-from tasks.units import read_units_file, upsert_units
+from tests.factories import bare_campaign
 from tests.postgres import temporary_database
 
 BATCH = 250
@@ -48,18 +47,7 @@ def _examinations(files: int) -> list[Examination]:
 def _store(url: str, exams: list[Examination], units_csv: Path) -> float:
     """Seconds to store every examination, batch by batch, each batch committed."""
     engine = get_engine(url)
-    with Session(engine) as session:
-        upsert_units(session=session, rows=read_units_file(units_csv))
-        campaign = Campaign(form_id="bench", form_version="1", year=2021, deadline=date(2022, 1, 20), secret="k")
-        session.add(campaign)
-        session.flush()
-        assert campaign.id is not None
-        for unit in session.exec(select(Unit)).all():
-            assert unit.id is not None
-            session.add(Assignment(campaign_id=campaign.id, unit_id=unit.id, workbook_path="w",
-                                   workbook_sha256="0" * 64))
-        session.commit()
-        campaign_id = campaign.id
+    campaign_id = bare_campaign(url, units_csv, form_id="bench")
     started = time.perf_counter()
     with Session(engine) as session:
         for first in range(0, len(exams), BATCH):

@@ -69,12 +69,17 @@ def prefect_server(prefect_home: Path, port: int = DEFAULT_PORT, wait_seconds: f
             _wait_healthy(process, url, wait_seconds, prefect_home / "server.log")
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_seconds: float = 20) -> None:
+    """Ask a child process to stop; kill it if it has not within the grace period."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_healthy(process: subprocess.Popen[bytes], url: str, wait_seconds: float, log: Path) -> None:

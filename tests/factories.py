@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from schemas.form_spec import FormSpec
 from schemas.settings import Settings
+from schemas.tables import Assignment, Campaign, Unit
 from tasks.db import get_engine
 from tasks.units import read_units_file, upsert_units
 
@@ -24,6 +26,23 @@ def register_units(settings: Settings, path: Path) -> None:
     with Session(get_engine(settings.db_url)) as session:
         upsert_units(session=session, rows=read_units_file(path))
         session.commit()
+
+
+def bare_campaign(db_url: str, units_csv: Path, form_id: str = "xxgk") -> int:
+    """The units of units_csv registered and a 2021 campaign assigning each of them (no workbooks made): enough to
+    store returns into. Its id."""
+    with Session(get_engine(db_url)) as session:
+        upsert_units(session=session, rows=read_units_file(units_csv))
+        campaign = Campaign(form_id=form_id, form_version="2021", year=2021, deadline=date(2022, 1, 20), secret="k")
+        session.add(campaign)
+        session.flush()
+        assert campaign.id is not None
+        for unit in session.exec(select(Unit)).all():
+            assert unit.id is not None
+            session.add(Assignment(campaign_id=campaign.id, unit_id=unit.id,
+                                   workbook_path=f"workbooks/{unit.code}.xlsx", workbook_sha256="0" * 64))
+        session.commit()
+        return campaign.id
 
 
 def valid_figures(form: FormSpec, **overrides: int | str) -> dict[str, Decimal]:

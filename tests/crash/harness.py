@@ -211,21 +211,20 @@ class Prepared:
             self._copies += 1
             source = make_url(self.database_url).database
             name = f"{source}_t{self._copies}"
-            admin = create_engine(self.server_url, isolation_level="AUTOCOMMIT")
-            try:
-                with admin.connect() as conn:
-                    conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
-            finally:
-                admin.dispose()
+            self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
         return folder, make_url(self.database_url).set(database=name).render_as_string(hide_password=False)
 
     def drop(self, database_url: str | None) -> None:
         if database_url is None:
             return
+        self._admin(f'DROP DATABASE IF EXISTS "{make_url(database_url).database}" WITH (FORCE)')
+
+    def _admin(self, statement: str) -> None:
+        """A statement on the server outside any transaction (CREATE and DROP DATABASE need that)."""
         admin = create_engine(self.server_url, isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(database_url).database}" WITH (FORCE)'))
+                conn.execute(text(statement))
         finally:
             admin.dispose()
 

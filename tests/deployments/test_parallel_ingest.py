@@ -46,7 +46,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
 from cli.simulate import fill_by_names
-from deployments.server import is_healthy, server_command, server_environment
+from deployments.server import is_healthy, server_command, server_environment, stop_process
 from flows.open_collection import open_collection
 from flows.part_summary import read_parts
 from schemas.form_spec import FormSpec, get_form
@@ -97,15 +97,6 @@ def _cli(args: list[str], env: dict[str, str], log: Path) -> None:
     assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{log.read_text(errors='replace')[-3000:]}"
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The server, the pool, the deployments and two workers, once for the module."""
@@ -150,7 +141,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             yield Stack(api, home, project_db, logs)
         finally:
             for process in reversed(processes):
-                _stop(process)
+                stop_process(process)
 
 
 def _wait(ready: Callable[[], bool], seconds: float, what: str, log: Path) -> None:

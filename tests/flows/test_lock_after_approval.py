@@ -37,15 +37,20 @@ def approved(settings, units_file, form) -> Opened:  # type: ignore[no-untyped-d
     opened.filled("T001", inbox / "T001.xlsx")
     opened.filled("G001", inbox / "G001.xlsx")
     assert ingest_returns(YEAR).accepted == 2
+    _compile_and_approve(opened, "张主任")
+    return opened
+
+
+def _compile_and_approve(opened: Opened, approver: str) -> None:
+    """A new draft of the county report, approved by approver."""
     compile_report(YEAR, None, "draft", None, [])
-    with Session(get_engine(settings.db_url)) as session:
+    with Session(get_engine(opened.settings.db_url)) as session:
         report = session.exec(select(Report).order_by(col(Report.id).desc())).first()
         campaign = session.get_one(Campaign, opened.campaign.id)
         assert report is not None
-        approve_report(session=session, campaign=campaign, report=report, approver="张主任", comment="",
+        approve_report(session=session, campaign=campaign, report=report, approver=approver, comment="",
                        at=datetime.now(UTC))
         session.commit()
-    return opened
 
 
 def _figures(opened: Opened) -> dict[str, dict[str, Decimal]]:
@@ -163,13 +168,7 @@ def test_a_held_return_is_admitted_only_with_who_and_why_and_the_year_reopens(
     assert "定稿后报送（第2次）经例外批准并入汇总，批准人：张主任，理由：城关镇来函更正行政许可数" in trail
 
     # the year is open again: a new report can be compiled and approved, the first approval stays on record
-    compile_report(YEAR, None, "draft", None, [])
+    _compile_and_approve(approved, "李副县长")
     with Session(get_engine(approved.settings.db_url)) as session:
-        report = session.exec(select(Report).order_by(col(Report.id).desc())).first()
-        campaign = session.get_one(Campaign, approved.campaign.id)
-        assert report is not None
-        approve_report(session=session, campaign=campaign, report=report, approver="李副县长", comment="",
-                       at=datetime.now(UTC))
-        session.commit()
         approvals = session.exec(select(EventLog.detail).where(EventLog.kind == "report.approved")).all()
     assert [a["approved_by"] for a in approvals] == ["张主任", "李副县长"]

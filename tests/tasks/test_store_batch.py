@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,12 +16,11 @@ from sqlmodel import Session, col, select
 import tasks.submissions
 from schemas.issues import Issue
 from schemas.settings import Settings
-from schemas.tables import Assignment, AssignmentStatus, Campaign, EventLog, Submission, Unit, Verdict
+from schemas.tables import Assignment, AssignmentStatus, EventLog, Submission, Unit, Verdict
 from tasks.db import get_engine
 from tasks.ingest import Examination, Incoming
 from tasks.submissions import SUBMISSIONS, store_examinations
-from tasks.units import read_units_file, upsert_units
-from tests.factories import UNITS_CSV
+from tests.factories import UNITS_CSV, bare_campaign
 
 START = datetime(2022, 1, 10, 8, 0, tzinfo=UTC)
 
@@ -29,18 +28,7 @@ START = datetime(2022, 1, 10, 8, 0, tzinfo=UTC)
 def _campaign(settings: Settings, tmp_path: Any) -> int:
     units_csv = tmp_path / "units.csv"
     units_csv.write_text(UNITS_CSV, encoding="utf-8")
-    with Session(get_engine(settings.db_url)) as session:
-        upsert_units(session=session, rows=read_units_file(units_csv))
-        campaign = Campaign(form_id="xxgk", form_version="2021", year=2021, deadline=date(2022, 1, 20), secret="k")
-        session.add(campaign)
-        session.flush()
-        assert campaign.id is not None
-        for unit in session.exec(select(Unit)).all():
-            assert unit.id is not None
-            session.add(Assignment(campaign_id=campaign.id, unit_id=unit.id,
-                                   workbook_path=f"workbooks/{unit.code}.xlsx", workbook_sha256="0" * 64))
-        session.commit()
-        return campaign.id
+    return bare_campaign(settings.db_url, units_csv)
 
 
 def _exam(code: str, n: int, *issues: Issue) -> Examination:
