@@ -74,23 +74,27 @@ def publish_progress(year: int, today: date | None = None, events: bool = True) 
 
 
 def emit_new_events(*, session: Session, campaign: Campaign) -> int:
-    """Emit the events of the campaign's audit rows not emitted yet; commits the session. publish_progress
-    calls it, and the ingest flow's hook once the run has ended (emit_events_at_end)."""
+    """Emit the events of the campaign's audit rows not emitted yet, EVENTS_PER_REQUEST at a time, committing the
+    cursor after each request the server took: a province's 10,000 returns are never all in memory at once, and
+    a failure part way leaves only what was not sent for the next time. publish_progress calls it, and the ingest
+    flow's hook once the run has ended (emit_events_at_end)."""
     assert campaign.id is not None
-    rows = pending_rows(session=session, campaign=campaign)
-    specs = event_specs(campaign, rows)
-    try:
-        _emit(specs)
-    except (httpx.HTTPError, PrefectException) as exc:
-        # the server refused them or could not be reached: the flow's own work is done and stays done; the
-        # cursor stays, and the next publication sends these events (same ids, stored once)
-        log.warning("the Prefect server did not take %d events of %s (%s); they are sent with the next ones",
-                    len(specs), campaign.year, exc)
-        return 0
-    # the cursor moves only after the server took the events
-    record_emitted(session=session, campaign_id=campaign.id, rows=rows, emitted=len(specs))
-    session.commit()
-    return len(specs)
+    emitted = 0
+    while rows := pending_rows(session=session, campaign=campaign, limit=EVENTS_PER_REQUEST):
+        specs = event_specs(campaign, rows)
+        try:
+            _emit(specs)
+        except (httpx.HTTPError, PrefectException) as exc:
+            # the server refused them or could not be reached: the flow's own work is done and stays done; the
+            # cursor stays, and the next publication sends these events (same ids, stored once)
+            log.warning("the Prefect server did not take %d events of %s (%s); they are sent with the next ones",
+                        len(specs), campaign.year, exc)
+            return emitted
+        # the cursor moves only after the server took the events
+        record_emitted(session=session, campaign_id=campaign.id, rows=rows, emitted=len(specs))
+        session.commit()
+        emitted += len(specs)
+    return emitted
 
 
 def emit_events_at_end(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:  # noqa: ARG001
@@ -108,8 +112,8 @@ def emit_events_at_end(flow: Flow[..., Any], flow_run: FlowRun, state: State) ->
 
 
 def _emit(specs: list[EventSpec]) -> None:
-    """Hand the events to the Prefect server, EVENTS_PER_REQUEST to a request (POST /events), each related to
-    the run that emits it.
+    """Hand the events to the Prefect server in one request (POST /events), each related to the run that emits
+    it.
 
     Why not emit_event(): its events worker sends them one by one over a websocket, copying the context and
     looking up the run's resources for each; a thousand events cost ~0.2 s of this process's time where these
@@ -120,9 +124,8 @@ def _emit(specs: list[EventSpec]) -> None:
         return
     with SyncClientContext.get_or_create() as context:
         run_related = _run_related(context.client)
-        for start in range(0, len(specs), EVENTS_PER_REQUEST):
-            body = [_wire(spec, run_related) for spec in specs[start:start + EVENTS_PER_REQUEST]]
-            context.client.request("POST", "/events", json=body).raise_for_status()
+        body = [_wire(spec, run_related) for spec in specs]
+        context.client.request("POST", "/events", json=body).raise_for_status()
 
 
 def _run_related(client: SyncPrefectClient) -> list[dict[str, str]]:

@@ -100,8 +100,9 @@ def event_specs(campaign: Campaign, rows: list[AuditRow]) -> list[EventSpec]:
     return specs
 
 
-def pending_rows(*, session: Session, campaign: Campaign) -> list[AuditRow]:
-    """The campaign's audit rows of a published kind written after the last emitted one."""
+def pending_rows(*, session: Session, campaign: Campaign, limit: int | None = None) -> list[AuditRow]:
+    """The campaign's audit rows of a published kind written after the last emitted one (the first limit of
+    them, oldest first)."""
     cursor = session.exec(
         select(EventLog).where(EventLog.campaign_id == campaign.id, EventLog.kind == CURSOR_KIND)
         .order_by(col(EventLog.id).desc())
@@ -111,7 +112,7 @@ def pending_rows(*, session: Session, campaign: Campaign) -> list[AuditRow]:
     rows = session.connection().execute(
         sa_select(EVENTS.c.id, EVENTS.c.at, EVENTS.c.unit_code, EVENTS.c.kind, EVENTS.c.detail)
         .where(EVENTS.c.campaign_id == campaign.id, EVENTS.c.id > through, EVENTS.c.kind.in_(PUBLISHED_KINDS))
-        .order_by(EVENTS.c.id))
+        .order_by(EVENTS.c.id).limit(limit))
     return [AuditRow(*row) for row in rows]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ CHINA = ZoneInfo("Asia/Shanghai")
 # SQLModel sets __table__ at class creation
 ASSIGNMENTS: Table = Assignment.__table__  # type: ignore[attr-defined]
 UNITS: Table = Unit.__table__  # type: ignore[attr-defined]
+STATUS_ROWS_A_FETCH = 1000
 STATUS_CHINESE = {"issued": "已下发", "returned": "已报送待审", "rejected": "未通过", "accepted": "已通过",
                   "missing": "逾期未报"}
 
@@ -36,18 +38,24 @@ class UnitStatus(BaseModel):
 
 def campaign_status(*, session: Session, campaign: Campaign, today: date | None = None) -> list[UnitStatus]:
     """One row per unit the campaign issued a workbook to, by unit code."""
+    return list(iter_campaign_status(session=session, campaign=campaign, today=today))
+
+
+def iter_campaign_status(*, session: Session, campaign: Campaign, today: date | None = None) -> Iterator[UnitStatus]:
+    """campaign_status one row at a time, read from the database STATUS_ROWS_A_FETCH at a time: a summary of a
+    province's 10,000 units (the progress artifact, at every ingest run) then never holds them all."""
     today = today or datetime.now(CHINA).date()
+    held = _held_counts(session, campaign)  # before the rows: one query at a time on the connection
     # Core rows, not ORM objects: a province's 10,000 units would cost ~0.7 s as two ORM objects each
     rows = session.connection().execute(
         sa_select(ASSIGNMENTS.c.status, ASSIGNMENTS.c.last_submission_at, ASSIGNMENTS.c.issue_count,
                   ASSIGNMENTS.c.accepted_submission_id, ASSIGNMENTS.c.workbook_path, ASSIGNMENTS.c.delivery_error,
                   UNITS.c.code, UNITS.c.name, UNITS.c.kind)
         .join(UNITS, UNITS.c.id == ASSIGNMENTS.c.unit_id)
-        .where(ASSIGNMENTS.c.campaign_id == campaign.id).order_by(UNITS.c.code)
-    ).all()
-    held = _held_counts(session, campaign)
+        .where(ASSIGNMENTS.c.campaign_id == campaign.id).order_by(UNITS.c.code),
+        execution_options={"yield_per": STATUS_ROWS_A_FETCH},  # this statement's only, not the connection's
+    )
     past_deadline = today > campaign.deadline
-    result = []
     for state, last, issue_count, accepted_id, workbook, delivery_error, code, name, kind in rows:
         status = AssignmentStatus(state)
         shown = "missing" if status is AssignmentStatus.ISSUED and past_deadline else status.value
@@ -55,12 +63,11 @@ def campaign_status(*, session: Session, campaign: Campaign, today: date | None 
         late = (status is AssignmentStatus.ACCEPTED and returned_late) or (
             status is not AssignmentStatus.ACCEPTED and past_deadline)
         # built without validation: every value is already of its type (a province's 10,000 rows, 0.1 s less)
-        result.append(UnitStatus.model_construct(
+        yield UnitStatus.model_construct(
             unit=code, name=name, kind=UnitKind(kind).value, status=shown, last_submission_at=last,
             issue_count=issue_count, late=late, has_accepted=accepted_id is not None, workbook=workbook,
             delivery_error=delivery_error, held=held.get(code, 0),
-        ))
-    return result
+        )
 
 
 def _held_counts(session: Session, campaign: Campaign) -> dict[str, int]:

@@ -179,3 +179,34 @@ def test_events_the_server_refuses_stay_pending_for_the_next_publication(setting
     assert _events(since, ["nianbao.submission.accepted"], 1) == [("nianbao.submission.accepted", "nianbao.unit.D001")]
     with Session(get_engine(settings.db_url)) as session:
         assert pending_rows(session=session, campaign=get_campaign(session=session, form=form, year=YEAR)) == []
+
+
+def test_events_go_a_request_at_a_time_and_a_refused_one_leaves_only_the_rest(settings: Settings, units_file: Path,
+                                                                               form: FormSpec,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The events go EVENTS_PER_REQUEST to a request, the cursor moving after each: a request the server refuses
+    part way leaves the events before it emitted and only it and the later ones pending."""
+    register_units(settings, units_file)
+    open_collection(YEAR, DEADLINE)
+    since = datetime.now(UTC)
+    for code in ("D001", "T001", "T002"):
+        return_workbook(settings, code, valid_figures(form), YEAR)
+    wire = progress._wire
+
+    def refusing_t001(spec: EventSpec, run_related: list[dict[str, str]]) -> dict[str, Any]:
+        event = wire(spec, run_related)
+        return {**event, "resource": {"prefect.resource.name": "no id"}} if spec.payload["unit"] == "T001" else event
+
+    monkeypatch.setattr(progress, "EVENTS_PER_REQUEST", 1)
+    monkeypatch.setattr(progress, "_wire", refusing_t001)
+    assert ingest_returns(YEAR).accepted == 3
+    with Session(get_engine(settings.db_url)) as session:
+        pending = pending_rows(session=session, campaign=get_campaign(session=session, form=form, year=YEAR))
+    stored_order = ["D001", "T001", "T002"]  # the oldest file first; return_workbook wrote them in this order
+    assert [row.unit_code for row in pending] == stored_order[stored_order.index("T001"):]
+    name = ["nianbao.submission.accepted"]
+    assert _events(since, name, 1) == [(name[0], "nianbao.unit.D001")]
+
+    monkeypatch.setattr(progress, "_wire", wire)
+    assert publish_progress(YEAR).events == 2
+    assert _events(since, name, 3) == [(name[0], f"nianbao.unit.{code}") for code in stored_order]

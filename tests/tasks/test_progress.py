@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from schemas.form_spec import FormSpec
 from schemas.settings import Settings
-from schemas.tables import Campaign, CampaignState, EventLog, Report
+from schemas.tables import Assignment, AssignmentStatus, Campaign, CampaignState, EventLog, Report, Unit, UnitKind
 from tasks.approval import ApprovalError, approve_report, send_back_report
 from tasks.consolidate import consolidate, figures_json
 from tasks.db import get_engine
@@ -23,12 +23,15 @@ from tasks.progress import (
     CampaignProgress,
     ProgressRow,
     artifact_key,
+    load_progress,
     progress_percent,
     progress_table,
     progress_table_note,
+    summarize_progress,
 )
 from tasks.progress_events import event_specs, pending_rows, record_emitted
 from tasks.report_digest import build_digest, digest_markdown, load_report_digest
+from tasks.status import STATUS_ROWS_A_FETCH, UnitStatus, campaign_status
 from tests.factories import valid_figures
 
 AT = datetime(2022, 1, 15, 1, 30, tzinfo=UTC)  # 09:30 in China
@@ -98,25 +101,58 @@ def test_progress_counts_accepted_of_expected_and_tables_in_chinese() -> None:
         ("未通过", "2022-01-15 09:30", 2), ("逾期未报", "—", 1)]
 
 
+def _statuses(statuses: list[str], held: dict[int, int] | None = None) -> list[UnitStatus]:
+    held = held or {}
+    return [UnitStatus(unit=f"U{n:05d}", name=f"单位{n}", kind="department", status=status, last_submission_at=None,
+                       issue_count=0, late=False, has_accepted=status == "accepted", workbook="", held=held.get(n, 0))
+            for n, status in enumerate(statuses)]
+
+
 def test_a_province_table_lists_the_units_still_to_act_on() -> None:
-    def row(n: int, status: str, held: int = 0) -> ProgressRow:
-        return ProgressRow(unit=f"U{n:05d}", name=f"单位{n}", status=status, last_submission_at=None,
-                           issue_count=0, reminders=0, held=held)
+    county = summarize_progress(2021, date(2022, 1, 20), _statuses(["accepted"] * TABLE_ROWS_LIMIT), {"U00003": 2})
+    assert (county.expected, county.accepted, county.pending) == (TABLE_ROWS_LIMIT, TABLE_ROWS_LIMIT, 0)
+    table = progress_table(county)
+    assert len(table) == TABLE_ROWS_LIMIT and progress_table_note(county) == ""
+    assert table[3]["催报次数"] == 2 and "定稿后报送（未并入）" not in table[3]
 
-    few = [row(n, "accepted") for n in range(TABLE_ROWS_LIMIT)]
-    county = CampaignProgress(year=2021, deadline=date(2022, 1, 20), expected=len(few), accepted=len(few), rows=few)
-    assert len(progress_table(county)) == TABLE_ROWS_LIMIT and progress_table_note(county) == ""
-
-    statuses = ["accepted"] * 6 + ["rejected", "missing", "returned"]  # a third still to act on
-    rows = [row(n, statuses[n % len(statuses)], held=1 if n == 9 else 0) for n in range(10_000)]
-    province = CampaignProgress(year=2021, deadline=date(2022, 1, 20), expected=10_000, accepted=6_667, rows=rows)
+    kinds = ["accepted"] * 6 + ["rejected", "missing", "returned"]  # a third still to act on
+    units = _statuses([kinds[n % len(kinds)] for n in range(10_000)], held={9: 1})
+    province = summarize_progress(2021, date(2022, 1, 20), iter(units), {})
+    pending = [u.unit for u in units if u.status != "accepted" or u.held]
+    assert (province.expected, province.accepted, province.pending, province.held) == (
+        10_000, sum(u.status == "accepted" for u in units), len(pending), 1)
     table = progress_table(province)
-    pending = [r.unit for r in rows if r.status != "accepted" or r.held]
     assert [r["单位代码"] for r in table] == pending[:TABLE_ROWS_LIMIT] and "U00009" in pending[:5]
     assert {r["状态"] for r in table} >= {"未通过", "逾期未报"}
+    assert table[pending.index("U00009")]["定稿后报送（未并入）"] == 1  # the column, once a unit has a held return
     assert progress_table_note(province) == (
         f"；共10000个单位，表中列出尚待处理（未通过或定稿后报送）的{TABLE_ROWS_LIMIT}个（共{len(pending)}个），"
         "全部单位见 nianbao status")
+
+
+def test_progress_is_read_from_the_database_a_fetch_at_a_time(settings: Settings) -> None:
+    """load_progress over more units than a fetch: the same counts and rows as the whole status list gives."""
+    with Session(get_engine(settings.db_url)) as session:
+        campaign = _campaign(session)
+        assert campaign.id is not None
+        units = [Unit(code=f"U{n:05d}", name=f"单位{n}", kind=UnitKind.DEPARTMENT)
+                 for n in range(STATUS_ROWS_A_FETCH + 500)]
+        session.add_all(units)
+        session.flush()
+        session.add_all(Assignment(campaign_id=campaign.id, unit_id=u.id or 0, workbook_path=f"{u.code}.xlsx",
+                                   workbook_sha256="0" * 64,
+                                   status=AssignmentStatus.ACCEPTED if n % 3 else AssignmentStatus.REJECTED,
+                                   accepted_submission_id=n if n % 3 else None)
+                        for n, u in enumerate(units))
+        session.add(EventLog(campaign_id=campaign.id, unit_code="U00003", kind="reminder.sent", at=AT, detail={}))
+        session.flush()
+        progress = load_progress(session=session, campaign=campaign, today=date(2022, 1, 1))
+        whole = campaign_status(session=session, campaign=campaign, today=date(2022, 1, 1))
+    rejected = [s.unit for s in whole if s.status == "rejected"]
+    assert (progress.expected, progress.pending) == (len(whole), len(rejected)) == (STATUS_ROWS_A_FETCH + 500, 500)
+    assert [r.unit for r in progress.rows] == rejected[:TABLE_ROWS_LIMIT]
+    assert progress.accepted == len(whole) - len(rejected)
+    assert [(r.unit, r.reminders) for r in progress.rows[:3]] == [("U00000", 0), ("U00003", 1), ("U00006", 0)]
 
 
 def test_events_name_the_unit_and_campaign_and_are_emitted_once_per_row(settings: Settings) -> None:
