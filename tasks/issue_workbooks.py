@@ -8,13 +8,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from sqlalchemy import Table, insert
 from sqlmodel import Session, col, select
 
 from schemas.form_spec import CarryOverRule, FormSpec
-from schemas.tables import Assignment, Campaign, EventLog, Unit
+from schemas.tables import Assignment, AssignmentStatus, Campaign, EventLog, Unit, utcnow
 from tasks.identity import WorkbookIdentity, identity_rows
 from tasks.workbook_template import WorkbookTemplate
 from tasks.xlsx_patch import CellValue, XlsxPatcher
+
+# SQLModel sets __table__ at class creation
+ASSIGNMENTS: Table = Assignment.__table__  # type: ignore[attr-defined]
+EVENTS: Table = EventLog.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -67,11 +72,17 @@ def write_workbooks(*, template: WorkbookTemplate, patcher: XlsxPatcher, campaig
 
 
 def record_issued(*, session: Session, campaign_id: int, issued: list[IssuedWorkbook]) -> None:
-    for workbook in issued:
-        session.add(Assignment(campaign_id=campaign_id, unit_id=workbook.unit_id, workbook_path=workbook.path,
-                               workbook_sha256=workbook.sha256))
-        session.add(EventLog(campaign_id=campaign_id, unit_code=workbook.code, kind="workbook.issued",
-                             detail={"path": workbook.path, "sha256": workbook.sha256}))
+    """An assignment and its audit row a workbook, as two multi-row INSERTs (two ORM objects a workbook cost a
+    province's 10,000 units ~6 s to build and flush)."""
+    if not issued:
+        return
+    now = utcnow()
+    session.connection().execute(insert(ASSIGNMENTS), [
+        {"campaign_id": campaign_id, "unit_id": w.unit_id, "status": AssignmentStatus.ISSUED, "workbook_path": w.path,
+         "workbook_sha256": w.sha256, "issued_at": now, "issue_count": 0} for w in issued])
+    session.connection().execute(insert(EVENTS), [
+        {"at": now, "campaign_id": campaign_id, "unit_code": w.code, "kind": "workbook.issued",
+         "detail": {"path": w.path, "sha256": w.sha256}} for w in issued])
 
 
 def workbook_file_name(year: int, code: str, name: str) -> str:

@@ -17,6 +17,8 @@ from xml.sax.saxutils import escape
 
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
 
+from tasks.zip_write import Member, dos_stamp, zip_bytes
+
 _CELL = re.compile(r'<c r="([A-Z]+[0-9]+)"([^>]*?)(?:/>|>.*?</c>)', re.DOTALL)
 _TYPE_ATTR = re.compile(r'\s+t="[^"]*"')
 _SHEET = re.compile(r'<sheet [^>]*?name="([^"]+)"[^>]*?r:id="([^"]+)"')
@@ -27,15 +29,22 @@ _REL = re.compile(
 _DIMENSION = re.compile(r'<dimension ref="([^"]+)"\s*/>')
 
 CellValue = str | int | Decimal
+LEVEL = 1  # deflate level: the workbooks are small, and issuing 10,000 of them is what takes time
 
 
 class XlsxPatcher:
-    """Holds a template's zip entries in memory and writes patched copies of it."""
+    """Holds a template's members in memory, deflated once, and writes patched copies of it: only the members a
+    copy changes are deflated again, and only the cells it patches are rewritten (their places found once)."""
 
     def __init__(self, data: bytes) -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            self._entries = [(info, zf.read(info)) for info in zf.infolist()]
+            entries = [(info, zf.read(info)) for info in zf.infolist()]
             self.sheet_paths = _sheet_paths(zf)
+        self._stamps = {info.filename: dos_stamp(info.date_time) for info, _ in entries}
+        self._contents = {info.filename: content for info, content in entries}
+        self._members = [Member.of(info.filename, content, level=LEVEL, dos_time=self._stamps[info.filename][0],
+                                   dos_date=self._stamps[info.filename][1]) for info, content in entries]
+        self._cells: dict[str, _SheetCells] = {}
 
     def render(self, patches: Mapping[str, Mapping[str, CellValue]],
                appended: Mapping[str, tuple[int, Sequence[Sequence[CellValue]]] | SheetRows] | None = None) -> bytes:
@@ -44,20 +53,48 @@ class XlsxPatcher:
         by_path = {self.sheet_paths[sheet]: cells for sheet, cells in patches.items() if cells}
         rows_by_path = {self.sheet_paths[sheet]: rows if isinstance(rows, SheetRows) else sheet_rows(*rows)
                         for sheet, rows in (appended or {}).items()}
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-            for info, content in self._entries:
-                cells = by_path.get(info.filename)
-                rows = rows_by_path.get(info.filename)
-                if cells or rows:
-                    xml = content.decode("utf-8")
-                    if cells:
-                        xml = _patch_sheet(xml, cells, info.filename)
-                    if rows:
-                        xml = _append_rows(xml, rows)
-                    content = xml.encode("utf-8")
-                zf.writestr(info.filename, content)
-        return out.getvalue()
+        members = []
+        for member in self._members:
+            cells = by_path.get(member.name)
+            rows = rows_by_path.get(member.name)
+            if cells or rows:
+                xml = self._sheet_cells(member.name).patched(cells, member.name) if cells else \
+                    self._contents[member.name].decode("utf-8")
+                if rows:
+                    xml = _append_rows(xml, rows)
+                member = Member.of(member.name, xml.encode("utf-8"), level=LEVEL, dos_time=member.dos_time,
+                                   dos_date=member.dos_date)
+            members.append(member)
+        return zip_bytes(members)
+
+    def _sheet_cells(self, path: str) -> _SheetCells:
+        found = self._cells.get(path)
+        if found is None:
+            found = self._cells[path] = _SheetCells(self._contents[path].decode("utf-8"))
+        return found
+
+
+class _SheetCells:
+    """A sheet's XML and where each of its cells is in it: a patch rewrites the cells it names, nothing else."""
+
+    def __init__(self, xml: str) -> None:
+        self.xml = xml
+        self.places: dict[str, tuple[int, int, str]] = {}  # address -> (start, end, attributes but its type)
+        for match in _CELL.finditer(xml):
+            self.places.setdefault(match.group(1), (match.start(), match.end(), _TYPE_ATTR.sub("", match.group(2))))
+
+    def patched(self, cells: Mapping[str, CellValue], where: str) -> str:
+        missing = [address for address in cells if address not in self.places]
+        if missing:
+            raise ValueError(f"{where}: template has no cells {sorted(missing)} to patch")
+        parts = []
+        done = 0
+        for address in sorted(cells, key=lambda a: self.places[a][0]):
+            start, end, attrs = self.places[address]
+            parts += [self.xml[done:start], _cell_xml(address, attrs, cells[address])]
+            done = end
+        parts.append(self.xml[done:])
+        return "".join(parts)
 
 
 @dataclass(frozen=True)
@@ -123,26 +160,11 @@ def _sheet_paths(zf: zipfile.ZipFile) -> dict[str, str]:
     return {_unescape(name): targets[rel_id].lstrip("/") for name, rel_id in _SHEET.findall(workbook)}
 
 
-def _patch_sheet(xml: str, cells: Mapping[str, CellValue], where: str) -> str:
-    done: set[str] = set()
-
-    def replace(match: re.Match[str]) -> str:
-        address = match.group(1)
-        if address not in cells:
-            return match.group(0)
-        done.add(address)
-        attrs = _TYPE_ATTR.sub("", match.group(2))
-        value = cells[address]
-        if isinstance(value, str):
-            return f'<c r="{address}"{attrs} t="inlineStr"><is><t>{escape(value)}</t></is></c>'
-        number = format(value, "f") if isinstance(value, Decimal) else str(value)
-        return f'<c r="{address}"{attrs} t="n"><v>{number}</v></c>'
-
-    patched = _CELL.sub(replace, xml)
-    missing = set(cells) - done
-    if missing:
-        raise ValueError(f"{where}: template has no cells {sorted(missing)} to patch")
-    return patched
+def _cell_xml(address: str, attrs: str, value: CellValue) -> str:
+    if isinstance(value, str):
+        return f'<c r="{address}"{attrs} t="inlineStr"><is><t>{escape(value)}</t></is></c>'
+    number = format(value, "f") if isinstance(value, Decimal) else str(value)
+    return f'<c r="{address}"{attrs} t="n"><v>{number}</v></c>'
 
 
 def _append_rows(xml: str, rows: SheetRows) -> str:
