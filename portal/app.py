@@ -37,6 +37,10 @@ HERE = Path(__file__).parent
 REPORT_TYPES = {"docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
                 "pdf": "application/pdf", "html": "text/html; charset=utf-8"}
 CSS = (HERE / "static" / "portal.css").read_bytes()
+# the unit's own report shown in the browser: its inline style and charts (data: images), nothing else; sandboxed,
+# so that the unit's prose in it, escaped as it is, could not act as the portal even if it were not
+REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; frame-ancestors 'none'; "
+              "base-uri 'none'; form-action 'none'")
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
                                  b"frame-ancestors 'none'; base-uri 'none'"),
@@ -217,6 +221,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            "本单位尚无审核通过的报送，或该格式暂时无法生成。",
                            "请先报送并通过审核；如已通过，请改为下载其他格式，或联系县政府办公室（政务公开办）。",
                            back=f"/u/{link.token}")
+        if fmt == "html":  # opened in the browser, as a page would be; Word and PDF are saved
+            return FileResponse(path, filename=path.name, media_type=REPORT_TYPES[fmt],
+                                content_disposition_type="inline", headers={"content-security-policy": REPORT_CSP})
         return FileResponse(path, filename=path.name, media_type=REPORT_TYPES[fmt])
 
     app.add_middleware(SecurityHeaders)

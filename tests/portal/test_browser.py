@@ -1,5 +1,5 @@
 """End to end in headless Debian chromium: a unit's clerk opens the link, uploads a broken workbook, reads the
-issues, uploads the fixed one and gets the receipt. Screenshots go to tests/output/."""
+issues, uploads the fixed one, gets the receipt and opens its own report. Screenshots go to tests/output/."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.channels import Opened
+from tests.channels import YEAR, Opened
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -75,3 +75,16 @@ def test_clerk_uploads_a_broken_workbook_then_the_fixed_one(browser: object, ope
     browser.save_screenshot(str(OUTPUT / "portal-3-receipt.png"))
     browser.refresh()
     assert browser.find_element(By.ID, "verdict").get_attribute("data-verdict") == "accepted"
+
+    # the unit's own report, as a web page: it opens in the browser (not a download), styled and whole, and
+    # sandboxed by its policy (the portal's own pages allow no inline style: the report's would not apply there)
+    browser.find_element(By.CSS_SELECTOR, "#unit-report a[href$='/report.html']").click()
+    WebDriverWait(browser, 30).until(lambda b: b.current_url.endswith("/report.html"))
+    assert browser.title == f"城关镇{YEAR}年政府信息公开工作年度报告"
+    title = browser.find_element(By.TAG_NAME, "h1")
+    assert title.value_of_css_property("text-align") == "center"  # the report's inline style applied
+    tables = browser.find_elements(By.TAG_NAME, "table")
+    assert len(tables) >= 3 and all(t.is_displayed() for t in tables)
+    for image in browser.find_elements(By.TAG_NAME, "img"):  # its charts, data: images the policy allows
+        assert int(image.get_attribute("naturalWidth") or 0) > 0, image.get_attribute("alt")
+    browser.save_screenshot(str(OUTPUT / "portal-4-unit-report.png"))

@@ -69,8 +69,15 @@ def _report_links(page: str) -> dict[str, str]:
 
 
 def _download_name(response: httpx.Response) -> str:
+    """The file name the response offers. Word and PDF are saved; the web page opens in the browser, sandboxed
+    (never a page of the portal's own) with its style and charts and nothing else."""
     disposition = response.headers["content-disposition"]
-    assert disposition.startswith("attachment;")  # saved, never shown as a page of the portal's own
+    if response.headers["content-type"].startswith("text/html"):
+        assert disposition.startswith("inline;")
+        policy = {part.strip() for part in response.headers["content-security-policy"].split(";")}
+        assert {"sandbox", "default-src 'none'", "style-src 'unsafe-inline'", "img-src data:"} <= policy
+    else:
+        assert disposition.startswith("attachment;")
     return unquote(disposition.split("filename*=utf-8''", 1)[1])
 
 
