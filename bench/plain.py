@@ -40,13 +40,11 @@ def open_plain(year: int, deadline: date) -> tuple[int, float]:
     (workbooks issued, seconds)."""
     from prefect.logging import disable_run_logger
 
-    from flows.common import batches
+    from flows.common import batch_size, batches
     from flows.mail_tasks import issue_mails_due, mail_workbooks
     from flows.open_collection import build_template_task, issue_batch, prepare_campaign
-    from schemas.settings import get_settings
     from tasks.issue_workbooks import UnitToIssue
 
-    size = get_settings().batch_size
     start = time.perf_counter()
     with disable_run_logger():
         plan = prepare_campaign.fn(year, deadline, None)
@@ -54,9 +52,10 @@ def open_plain(year: int, deadline: date) -> tuple[int, float]:
         issued = 0
         if units:
             template = build_template_task.fn(year, deadline)
-            for batch in batches(units, size):
+            for batch in batches(units, batch_size(len(units))):
                 issued += issue_batch.fn(template, plan, year, batch)
-        for codes in batches(issue_mails_due.fn(plan.campaign_id), size):
+        due = issue_mails_due.fn(plan.campaign_id)
+        for codes in batches(due, batch_size(len(due))):
             mail_workbooks.fn(year, plan.campaign_id, codes)
     return issued, time.perf_counter() - start
 
@@ -67,8 +66,8 @@ def ingest_plain(year: int) -> PlainIngest:
     pool as Prefect's task runner runs them) and release; no task runs, no progress artifacts, no events."""
     from prefect.logging import disable_run_logger
 
-    from flows.common import form_for, settled_heap
-    from flows.ingest_returns import Batch, StoreTurn, batch_size, claim_inbox, load_context, store_and_answer
+    from flows.common import batch_size, form_for, settled_heap
+    from flows.ingest_returns import Batch, StoreTurn, claim_inbox, load_context, store_and_answer
     from schemas.settings import get_settings
     from tasks.examine_pool import ExaminationPool, default_workers
     from tasks.inbox import count_waiting, kept_alive, release

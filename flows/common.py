@@ -37,6 +37,14 @@ def batches(items: Sequence[T], size: int) -> Iterator[list[T]]:
         yield list(items[start:start + size])
 
 
+def batch_size(items: int) -> int:
+    """Items a batch (a task run each): the setting, or up to twice it for many items so that they take about four
+    batches. A task run costs the Prefect server ~0.05 s whatever its size: a province's 10,000 units in 25 task
+    runs, not 50."""
+    base = get_settings().batch_size
+    return max(base, min(-(-items // 4), 2 * base))
+
+
 def as_is(value: T) -> T:
     """Pass a large task argument without Prefect walking it for futures (quote(), typed as the value)."""
     return cast(T, quote(value))

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from flows.common import as_is, engine, form_for, settled_heap
+from flows.common import as_is, batch_size, engine, form_for, settled_heap
 from flows.mail_tasks import mail_answers
 from flows.mailbox_tasks import MailboxSummary, poll_mailbox
 from flows.part_summary import PartCounts, record_part
@@ -216,6 +216,7 @@ def _ingest(year: int, inbox: str | None, max_files: int | None = None) -> Inges
             # a batch. as_is(): Prefect would otherwise walk every examination looking for futures
             working: deque[PrefectFuture[Batch]] = deque()
             previous: StoreTurn | None = None
+            # at most five batches held at once (three being stored or answered, two being examined)
             for examined in pool.examine_batches(paths, roots, batch_size=batch_size(len(paths))):
                 turn = StoreTurn()
                 future = store_and_answer.submit(year, as_is(context), as_is(examined), as_is(claim),
@@ -248,14 +249,6 @@ def _ingest(year: int, inbox: str | None, max_files: int | None = None) -> Inges
 
 def _end_turn(turn: StoreTurn, _: PrefectFuture[Batch]) -> None:
     turn.end(failed=True)  # nothing if the task ended its turn itself
-
-
-def batch_size(files: int) -> int:
-    """Files a batch: the setting, or up to twice it for a big inbox so that it takes about four batches (a task
-    run a batch costs ~0.05 s of Prefect's time). At most five batches are held at once (three being stored
-    or answered, two being examined), however big the inbox."""
-    base = get_settings().batch_size
-    return max(base, min(-(-files // 4), 2 * base))
 
 
 def _count(batch: Batch, summary: IngestSummary) -> None:

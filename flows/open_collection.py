@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlmodel import Session, func, select
 
-from flows.common import as_is, batches, engine, form_for
+from flows.common import as_is, batch_size, batches, engine, form_for
 from flows.mail_tasks import issue_mails_due, mail_workbooks
 from flows.progress import publish_progress
 from flows.run_names import run_name
@@ -83,11 +83,12 @@ def open_collection(year: int, deadline: date, designated_unit: str | None = Non
     issued = 0
     if units:
         template = build_template_task(year, deadline)
-        for batch in batches(units, get_settings().batch_size):
+        for batch in batches(units, batch_size(len(units))):
             issued += issue_batch(as_is(template), as_is(plan), year, as_is(batch))
     get_run_logger().info("campaign %s: %d workbooks issued now, %d before", year, issued, plan.already_issued)
     mailed = 0  # every unit with a workbook and no issue mail yet: a rerun catches up what failed before
-    for codes in batches(issue_mails_due(plan.campaign_id), get_settings().batch_size):
+    due = issue_mails_due(plan.campaign_id)
+    for codes in batches(due, batch_size(len(due))):
         mailed += sum(1 for o in mail_workbooks(year, plan.campaign_id, codes) if o.status in {"sent", "written"})
     publish_progress(year)
     return OpenSummary(year=year, campaign_id=plan.campaign_id, created=plan.created, issued=issued,
