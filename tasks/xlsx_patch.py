@@ -38,12 +38,10 @@ class XlsxPatcher:
 
     def __init__(self, data: bytes) -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            entries = [(info, zf.read(info)) for info in zf.infolist()]
+            self._entries = [(info.filename, zf.read(info), dos_stamp(info.date_time)) for info in zf.infolist()]
             self.sheet_paths = _sheet_paths(zf)
-        self._stamps = {info.filename: dos_stamp(info.date_time) for info, _ in entries}
-        self._contents = {info.filename: content for info, content in entries}
-        self._members = [Member.of(info.filename, content, level=LEVEL, dos_time=self._stamps[info.filename][0],
-                                   dos_date=self._stamps[info.filename][1]) for info, content in entries]
+        self._contents = {name: content for name, content, _ in self._entries}
+        self._deflated: dict[str, Member] = {}  # the members no copy has changed, deflated at their first use
         self._cells: dict[str, _SheetCells] = {}
 
     def render(self, patches: Mapping[str, Mapping[str, CellValue]],
@@ -54,16 +52,20 @@ class XlsxPatcher:
         rows_by_path = {self.sheet_paths[sheet]: rows if isinstance(rows, SheetRows) else sheet_rows(*rows)
                         for sheet, rows in (appended or {}).items()}
         members = []
-        for member in self._members:
-            cells = by_path.get(member.name)
-            rows = rows_by_path.get(member.name)
+        for name, content, (dos_time, dos_date) in self._entries:
+            cells = by_path.get(name)
+            rows = rows_by_path.get(name)
             if cells or rows:
-                xml = self._sheet_cells(member.name).patched(cells, member.name) if cells else \
-                    self._contents[member.name].decode("utf-8")
+                xml = self._sheet_cells(name).patched(cells, name) if cells else content.decode("utf-8")
                 if rows:
                     xml = _append_rows(xml, rows)
-                member = Member.of(member.name, xml.encode("utf-8"), level=LEVEL, dos_time=member.dos_time,
-                                   dos_date=member.dos_date)
+                members.append(Member.of(name, xml.encode("utf-8"), level=LEVEL, dos_time=dos_time,
+                                         dos_date=dos_date))
+                continue
+            member = self._deflated.get(name)
+            if member is None:
+                member = self._deflated[name] = Member.of(name, content, level=LEVEL, dos_time=dos_time,
+                                                          dos_date=dos_date)
             members.append(member)
         return zip_bytes(members)
 
