@@ -25,8 +25,10 @@ demo: install
 serve: install
 	$(BIN)/nianbao serve
 
+# two worker processes: the suite mostly waits on Prefect, PostgreSQL, mail servers and browsers (19 min in one
+# process on 2 cores, 14 in two)
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 lint: install
 	$(BIN)/ruff check .
