@@ -6,9 +6,9 @@ stored as exact decimal strings: money is never a float, and the same column wor
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -235,3 +235,9 @@ class EventLog(SQLModel, table=True):
     unit_code: str | None = None
     kind: str = Field(description="e.g. unit.imported, workbook.issued, submission.accepted, report.compiled")
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+def core_table(model: type[SQLModel]) -> Table:
+    """A table model's Core table (SQLModel sets __table__ at class creation), for multi-row statements and
+    Core rows where ORM objects would cost too much."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]

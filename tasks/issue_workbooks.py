@@ -8,18 +8,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import Table, insert
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from schemas.form_spec import CarryOverRule, FormSpec
-from schemas.tables import Assignment, AssignmentStatus, Campaign, EventLog, Unit, utcnow
+from schemas.tables import Assignment, AssignmentStatus, Campaign, EventLog, Unit, core_table, utcnow
 from tasks.identity import WorkbookIdentity, identity_rows
 from tasks.workbook_template import WorkbookTemplate
 from tasks.xlsx_patch import CellValue, XlsxPatcher
 
-# SQLModel sets __table__ at class creation
-ASSIGNMENTS: Table = Assignment.__table__  # type: ignore[attr-defined]
-EVENTS: Table = EventLog.__table__  # type: ignore[attr-defined]
+ASSIGNMENTS = core_table(Assignment)
+EVENTS = core_table(EventLog)
 
 
 @dataclass(frozen=True)

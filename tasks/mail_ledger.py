@@ -24,14 +24,14 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
-from schemas.tables import Assignment, EventLog, MailMessage, MailStatus, Unit, utcnow
+from schemas.tables import Assignment, EventLog, MailMessage, MailStatus, Unit, core_table, utcnow
 
 STALE_CLAIM = timedelta(minutes=15)  # far longer than one message's SMTP conversation with all its retries
 LOOKUP_CHUNK = 500  # keys per IN (...) look-up: well under SQLite's and PostgreSQL's bound-parameter limits
@@ -147,7 +147,7 @@ def claim_many(*, session: Session, requests: Sequence[ClaimRequest],
     """
     now = now or utcnow()
     keys = list(dict.fromkeys(r.envelope.event_key for r in requests))
-    table = _table(MailMessage)
+    table = core_table(MailMessage)
     found: dict[str, Any] = {}
     for chunk in _chunks(keys, LOOKUP_CHUNK):
         for hit in session.execute(sa_select(table.c.event_key, table.c.id, table.c.status, table.c.attempts,
@@ -218,7 +218,7 @@ def refresh_claims(*, session: Session, claims: Sequence[Claim], now: datetime |
 def release_claims(*, session: Session, claims: Sequence[Claim]) -> None:
     """Give back claims whose messages were never tried (the run stopped first) and commit: a new key is
     removed, a key taken over gets its earlier status back, so the next run owes them as before."""
-    table = _table(MailMessage)
+    table = core_table(MailMessage)
     new = [c.id for c in claims if c.previous is None]
     for chunk in _chunks(new, LOOKUP_CHUNK):
         session.execute(delete(MailMessage).where(col(MailMessage.id).in_(chunk),
@@ -242,7 +242,7 @@ def reopen_abandoned(*, session: Session, keys: Sequence[str], before: datetime)
     message before it died: an .eml is written again to the same file; over SMTP it goes again with the same
     Message-ID, as for a stale claim.
     """
-    table = _table(MailMessage)
+    table = core_table(MailMessage)
     cutoff = before if before.tzinfo else before.replace(tzinfo=UTC)
     for chunk in _chunks(list(keys), LOOKUP_CHUNK):
         stale = [{"b_id": row.id, "b_at": row.updated_at} for row in session.execute(
@@ -262,7 +262,7 @@ def record_many(*, session: Session, results: Sequence[Result]) -> None:
     if not results:
         return
     now = utcnow()
-    table = _table(MailMessage)
+    table = core_table(MailMessage)
     session.execute(
         update(table).where(table.c.id == bindparam("b_id"))
         .values(status=bindparam("b_status"), channel=bindparam("b_channel"), last_error=bindparam("b_error"),
@@ -332,7 +332,7 @@ def _new_row(request: ClaimRequest, now: datetime) -> dict[str, Any]:
 
 def _mark_assignments(session: Session, delivery: dict[tuple[int, str], str | None]) -> None:
     """Set (or, once mail gets through again, clear) the units' delivery errors on their assignments."""
-    table = _table(Assignment)
+    table = core_table(Assignment)
     unit_id = select(col(Unit.id)).where(col(Unit.code) == bindparam("b_code")).scalar_subquery()
     cleared = [{"b_campaign": c, "b_code": u} for (c, u), error in delivery.items() if error is None]
     if cleared:
@@ -344,10 +344,6 @@ def _mark_assignments(session: Session, delivery: dict[tuple[int, str], str | No
         session.execute(update(table).where(table.c.campaign_id == bindparam("b_campaign"),
                                             table.c.unit_id == unit_id)
                         .values(delivery_error=bindparam("b_error")), failed)
-
-
-def _table(model: type[SQLModel]) -> Table:
-    return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -13,14 +13,13 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from schemas.tables import Campaign, EventLog
+from schemas.tables import Campaign, EventLog, core_table
 
 UTC = ZoneInfo("UTC")
-EVENTS: Table = EventLog.__table__  # type: ignore[attr-defined]
+EVENTS = core_table(EventLog)
 CURSOR_KIND = "prefect.events_emitted"
 EVENT_NAMES = {
     "workbook.issued": "nianbao.workbook.issued",

@@ -7,16 +7,14 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from sqlalchemy import Table
 from sqlalchemy import select as sa_select  # sqlmodel's select types at most 4 columns
 from sqlmodel import Session
 
-from schemas.tables import Assignment, AssignmentStatus, Campaign, Unit, UnitKind
+from schemas.tables import Assignment, AssignmentStatus, Campaign, Unit, UnitKind, core_table
 
 CHINA = ZoneInfo("Asia/Shanghai")
-# SQLModel sets __table__ at class creation
-ASSIGNMENTS: Table = Assignment.__table__  # type: ignore[attr-defined]
-UNITS: Table = Unit.__table__  # type: ignore[attr-defined]
+ASSIGNMENTS = core_table(Assignment)
+UNITS = core_table(Unit)
 STATUS_ROWS_A_FETCH = 1000
 STATUS_CHINESE = {"issued": "已下发", "returned": "已报送待审", "rejected": "未通过", "accepted": "已通过",
                   "missing": "逾期未报"}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import bindparam, update
 from sqlalchemy import select as sa_select  # sqlmodel's select types at most 4 columns
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +31,7 @@ from schemas.tables import (
     Submission,
     Unit,
     Verdict,
+    core_table,
     utcnow,
 )
 from tasks.admission import LOCKED_STATES
@@ -38,10 +39,9 @@ from tasks.ingest import Examination
 from tasks.pg_copy import copy_rows, copy_supported
 
 log = logging.getLogger(__name__)
-# SQLModel sets __table__ at class creation
-SUBMISSIONS: Table = Submission.__table__  # type: ignore[attr-defined]
-ASSIGNMENTS: Table = Assignment.__table__  # type: ignore[attr-defined]
-EVENTS: Table = EventLog.__table__  # type: ignore[attr-defined]
+SUBMISSIONS = core_table(Submission)
+ASSIGNMENTS = core_table(Assignment)
+EVENTS = core_table(EventLog)
 
 
 @dataclass(frozen=True)
