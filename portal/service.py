@@ -191,7 +191,8 @@ class PortalService:
                             year=link.year, accepted=sub.verdict is not Verdict.REJECTED, duplicate=duplicate,
                             version=sub.version, received_at=as_utc(sub.received_at),
                             replaces=replaced.version if replaced else None, issues=list(sub.issues),
-                            deadline=link.deadline, locked=sub.verdict is Verdict.HELD)
+                            deadline=link.deadline, locked=sub.verdict is Verdict.HELD,
+                            repeats=sub.repeats_version)
             return answer, sub.sha256
 
     def record_refused(self, link: UnitLink, size: int | None, sender: str) -> None:

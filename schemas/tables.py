@@ -118,6 +118,10 @@ class Submission(SQLModel, table=True):
     verdict: Verdict
     version: int = Field(default=1, description="1 for a unit's first return, 2 for its second, ...")
     replaces_id: int | None = Field(default=None, description="The accepted submission this one supersedes")
+    # a unit that sends its return again with every figure as before (re-saved, or the old file sent instead of
+    # the corrected one) is told so in its answer
+    repeats_version: int | None = Field(default=None, description="The unit's previous return, when this one "
+                                                                  "repeats its figures exactly")
     error_count: int = 0
     warning_count: int = 0
     issues: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

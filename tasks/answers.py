@@ -39,10 +39,22 @@ class Answer:
     # the year's report was approved before this return was stored: it is kept, but changes nothing consolidated
     # (held, when it passed every check; a rejected one is told that a fixed return will not count either)
     locked: bool = False
+    repeats: int | None = None  # version of the unit's previous return, when this one has every figure the same
 
     @property
     def held(self) -> bool:
         return self.locked and self.accepted and not self.duplicate
+
+    @property
+    def repeats_note(self) -> str:
+        """One sentence for a return that repeats the unit's previous one figure for figure (empty otherwise): a
+        unit that re-sent its old file instead of the corrected one learns why the same problems come back."""
+        if self.repeats is None or self.duplicate:
+            return ""
+        if self.accepted:
+            return f"本次报送的各项数据与第{self.repeats}次报送完全相同。"
+        return (f"本次报送的各项数据与第{self.repeats}次报送完全相同，未作任何修改；请确认修改已保存在所报送的工作簿中"
+                "（而不是另存的副本）。")
 
 
 def compile_template() -> None:
@@ -55,7 +67,7 @@ def render_answer(answer: Answer) -> str:
     text = _env.get_template("answer.txt.j2").render(
         unit_name=answer.unit_name, file_name=answer.file_name, year=answer.year, accepted=answer.accepted,
         duplicate=answer.duplicate, locked=answer.locked, held=answer.held, version=answer.version,
-        replaces=answer.replaces,
+        replaces=answer.replaces, repeats_note=answer.repeats_note,
         received_at=answer.received_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
         deadline=f"{answer.deadline.year}年{answer.deadline.month}月{answer.deadline.day}日" if answer.deadline else "",
         errors=[i for i in answer.issues if i.get("severity") == "error"],

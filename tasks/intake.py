@@ -44,4 +44,5 @@ def answer_for(item: Stored, context: IngestContext) -> Answer:
         duplicate=item.duplicate, version=item.version,
         received_at=datetime.fromisoformat(exam.incoming.received_at_iso), replaces=item.replaces_version,
         issues=[i.public() for i in exam.issues], deadline=context.deadline, locked=item.locked,
+        repeats=item.repeats_version,
     )

@@ -97,7 +97,8 @@ def compose_answer(config: MailConfig, campaign: CampaignInfo, unit: UnitContact
     values = _common(config, campaign, None if answer.accepted else unit) | {
         "answer_text": text.rstrip("\n") + "\n", "accepted": answer.accepted,
         "unit_name": answer.unit_name, "file_name": answer.file_name, "version": answer.version,
-        "replaces": answer.replaces, "received_at": answer.received_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
+        "replaces": answer.replaces, "repeats_note": answer.repeats_note,
+        "received_at": answer.received_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
         "errors": errors, "warnings": [i for i in answer.issues if i.get("severity") != "error"],
         "deadline": cn_date(answer.deadline) if answer.deadline else "",
     }

@@ -99,7 +99,8 @@ def deliver_owed_answers(*, session: Session, config: MailConfig, campaign_id: i
                         file_name=sub.original_name, year=campaign.year, accepted=sub.verdict is not Verdict.REJECTED,
                         duplicate=False, version=sub.version, received_at=received,
                         replaces=versions.get(sub.replaces_id) if sub.replaces_id else None, issues=sub.issues,
-                        deadline=campaign.deadline, locked=sub.verdict is Verdict.HELD)
+                        deadline=campaign.deadline, locked=sub.verdict is Verdict.HELD,
+                        repeats=sub.repeats_version)
         owed.append((sub.id, answer, sub.channel, sub.sender))
     contacts = unit_contacts(session=session, codes=[a.unit_code for _, a, _, _ in owed if a.unit_code])
     return _answer_all(session, config, campaign, contacts, owed, sleep)

@@ -44,12 +44,15 @@ def own_returns(*, session: Session, campaign_id: int, stored: list[Stored]) -> 
         sa_select(col(Submission.id), col(replaced.version))
         .join(replaced, col(replaced.id) == col(Submission.replaces_id))
         .where(col(Submission.id).in_(ids)))}
+    repeats: dict[int, int | None] = {sid: version for sid, version in session.execute(  # noqa: C416
+        sa_select(col(Submission.id), col(Submission.repeats_version)).where(col(Submission.id).in_(ids)))}
     out = list(stored)
     resumed: set[int] = set()
     for n, item in found:
         sid = item.submission_id
         if sources.get(sid) == _claimed_path(item.examination.incoming.source_path):
-            out[n] = replace(item, duplicate=False, replaces_version=replaces.get(sid))
+            out[n] = replace(item, duplicate=False, replaces_version=replaces.get(sid),
+                             repeats_version=repeats.get(sid))
             resumed.add(sid)
     return out, resumed
 

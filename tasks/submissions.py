@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, tuple_, update
 from sqlalchemy import select as sa_select  # sqlmodel's select types at most 4 columns
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -56,6 +56,7 @@ class Stored:
     examination: Examination
     replaces_version: int | None = None  # the accepted return this one supersedes
     locked: bool = False  # stored after the year's report was approved: it changes nothing consolidated
+    repeats_version: int | None = None  # the unit's previous return, whose figures this one repeats exactly
 
 
 def store_examinations(*, session: Session, campaign_id: int, examinations: list[Examination]) -> list[Stored]:
@@ -87,6 +88,7 @@ class _Planned:
     errors: int
     replaces: _Planned | tuple[int, int] | None  # in-batch predecessor, or (id, version) of the stored one
     consolidated: bool = False  # becomes the unit's accepted return (the latest arrival that was accepted)
+    repeats: int | None = None  # version of the unit's previous return, when the figures are the same
     newest: bool = False  # the unit's latest arrival so far
     id: int | None = None
 
@@ -118,6 +120,7 @@ def _store_batch(conn: Connection, campaign_id: int, exams: Sequence[Examination
         select(Submission.unit_id, func.count()).where(Submission.campaign_id == campaign_id,
                                                        col(Submission.unit_id).in_(ids))
         .group_by(col(Submission.unit_id)))}
+    previous = _latest_figures(conn, campaign_id, versions)
     accepted_now: dict[int, _Planned | tuple[int, int] | None] = {}
     accepted_at: dict[int, datetime] = {}
     newest_at: dict[int, datetime] = {}
@@ -148,6 +151,10 @@ def _store_batch(conn: Connection, campaign_id: int, exams: Sequence[Examination
         item = _Planned(exam, unit_id, verdict, 1, sum(1 for i in exam.issues if i.is_error), None)
         if unit_id is not None:
             item.version = versions[unit_id] = versions.get(unit_id, 0) + 1
+            last = previous.get(unit_id)
+            if last is not None and exam.figures != EMPTY_FIGURES and last[1] == exam.figures:
+                item.repeats = last[0]
+            previous[unit_id] = (item.version, exam.figures)
         if unit_id is not None and not locked:
             # a return that arrived before the unit's latest (stored first by a concurrent run) is kept, but
             # never displaces the newer one
@@ -165,6 +172,19 @@ def _store_batch(conn: Connection, campaign_id: int, exams: Sequence[Examination
     if planned:
         _insert(conn, campaign_id, planned, assignment_of)
     return [_stored(entry, locked) for entry in order]
+
+
+EMPTY_FIGURES = "{}"  # nothing read (an unidentified or unreadable file): nothing to compare
+
+
+def _latest_figures(conn: Connection, campaign_id: int, versions: dict[int, int]) -> dict[int, tuple[int, str]]:
+    """Each unit's latest return so far in the campaign (version, figures), for the units with one."""
+    if not versions:
+        return {}
+    return {uid: (version, figures) for uid, version, figures in conn.execute(
+        sa_select(SUBMISSIONS.c.unit_id, SUBMISSIONS.c.version, SUBMISSIONS.c.figures).where(
+            SUBMISSIONS.c.campaign_id == campaign_id,
+            tuple_(SUBMISSIONS.c.unit_id, SUBMISSIONS.c.version).in_(list(versions.items()))))}
 
 
 def _insert(conn: Connection, campaign_id: int, planned: list[_Planned], assignment_of: dict[int, int]) -> None:
@@ -207,7 +227,7 @@ def _submission_row(campaign_id: int, p: _Planned) -> dict[str, Any]:
         "campaign_id": campaign_id, "unit_id": p.unit_id, "received_at": _received(p), "channel": incoming.channel,
         "sender": incoming.sender, "original_name": incoming.name, "sha256": incoming.sha256,
         "archive_path": incoming.archive_path, "size": incoming.size, "verdict": p.verdict, "version": p.version,
-        "replaces_id": None if isinstance(p.replaces, _Planned) else p.replaces_id(),
+        "replaces_id": None if isinstance(p.replaces, _Planned) else p.replaces_id(), "repeats_version": p.repeats,
         "error_count": p.errors, "warning_count": len(p.exam.issues) - p.errors,
         "issues": [i.public() for i in p.exam.issues], "figures": p.exam.figures,
         "texts": p.exam.texts,
@@ -236,7 +256,7 @@ def _stored(entry: _Planned | tuple[Examination, tuple[int, Verdict, int] | _Pla
     if isinstance(entry, _Planned):
         assert entry.id is not None
         return Stored(entry.id, entry.exam.unit_code, entry.verdict, entry.version, False, entry.exam,
-                      entry.replaces_version(), locked)
+                      entry.replaces_version(), locked, entry.repeats)
     exam, earlier = entry
     if isinstance(earlier, _Planned):
         assert earlier.id is not None

@@ -248,6 +248,38 @@ def test_broken_return_is_rejected_then_fixed_return_accepted(settings: Settings
     assert len(receipt) == 1 and "第2次" in receipt[0].name
 
 
+def test_a_rejected_return_sent_again_unchanged_is_told_nothing_was_changed(settings: Settings, units_file: Path,
+                                                                            form: FormSpec) -> None:
+    """The unit re-saves (or re-sends) its rejected workbook without correcting it: new bytes, the same figures.
+    It is a new return (kept, numbered, answered), and its answer says that nothing was changed."""
+    register_units(settings, units_file)
+    open_collection(YEAR, DEADLINE)
+    _return(settings, "T001", _broken(form), name="城关镇.xlsx")
+    ingest_returns(YEAR)
+    again = _return(settings, "T001", _broken(form), name="城关镇-已修改.xlsx")
+    resaved = openpyxl.load_workbook(again)
+    resaved.properties.lastModifiedBy = "城关镇办公室"  # what saving it again changes: the file, not a figure
+    resaved.save(again)
+
+    second = ingest_returns(YEAR)
+
+    assert (second.files, second.rejected, second.duplicates) == (1, 1, 0)
+    first, repeated = _submissions(settings, "T001")
+    assert first.sha256 != repeated.sha256 and first.figures == repeated.figures
+    assert (repeated.version, repeated.repeats_version, first.repeats_version) == (2, 1, None)
+    answer = next(a for a in _answers(settings, "T001") if "第2次" in a.name)
+    text = answer.read_text(encoding="utf-8")
+    assert "与第1次报送完全相同，未作任何修改" in text and "问题清单" in text
+
+    _return(settings, "T001", valid_figures(form), name="城关镇-修改后.xlsx")
+    third = ingest_returns(YEAR)
+    assert third.accepted == 1
+    fixed = _submissions(settings, "T001")[-1]
+    assert (fixed.version, fixed.repeats_version) == (3, None)
+    receipt = next(a for a in _answers(settings, "T001") if "第3次" in a.name).read_text(encoding="utf-8")
+    assert "已通过审核" in receipt and "完全相同" not in receipt
+
+
 def test_newer_accepted_return_replaces_the_earlier_one(settings: Settings, units_file: Path,
                                                         form: FormSpec) -> None:
     register_units(settings, units_file)

@@ -61,6 +61,20 @@ def test_receipt_that_replaces_an_earlier_return() -> None:
     assert "第3次" in text and "替换此前已通过的第2次" in text
 
 
+def test_a_return_repeating_the_previous_figures_is_told_so(rejected_issues: list[Issue]) -> None:
+    errors = [i.public() for i in rejected_issues if i.is_error]
+    rejected = render_answer(answer(errors, accepted=False, version=3, repeats=2))
+    assert "与第2次报送完全相同，未作任何修改" in rejected and "另存的副本" in rejected
+    assert rejected.index("完全相同") < rejected.index("问题清单")  # said before the list it explains
+    accepted = render_answer(answer(version=3, replaces=2, repeats=2))
+    assert "各项数据与第2次报送完全相同。" in accepted and "未作任何修改" not in accepted
+    held = render_answer(answer(version=3, repeats=2, locked=True))
+    assert "未计入汇总" in held and "与第2次报送完全相同" in held
+    # a first return, a changed one and a duplicate (the same file, answered as such) say nothing of it
+    assert all("各项数据与" not in render_answer(a) for a in (
+        answer(), answer(errors, accepted=False, version=2), answer(duplicate=True, version=2, repeats=1)))
+
+
 def test_rejection_lists_every_issue(rejected_issues: list[Issue]) -> None:
     issues = [i.public() for i in rejected_issues]
     text = render_answer(answer(issues, accepted=False, version=2))

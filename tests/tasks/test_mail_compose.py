@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import email
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -141,6 +142,14 @@ def test_the_receipt_matches_the_txt_answer_and_has_no_upload_link(config):
     assert "已通过审核" in str(parsed["Subject"])
     assert text.startswith(render_answer(answer).rstrip("\n"))
     assert "/u/" not in text and "/u/" not in html and "已通过审核" in html
+
+
+def test_a_repeated_return_is_told_so_in_the_mails_text_and_html(config):
+    answer = replace(_answer([], accepted=False), version=3, repeats=2)
+    _, parsed = _parsed(compose_answer(config, CAMPAIGN, UNIT, answer, [(UNIT.name, UNIT.email)]))
+    text, html = _bodies(parsed)
+    assert text.startswith(render_answer(answer).rstrip("\n"))
+    assert "与第2次报送完全相同" in text and "与第2次报送完全相同" in html
 
 
 def test_html_is_escaped(config):

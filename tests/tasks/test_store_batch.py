@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -113,3 +114,39 @@ def test_a_batch_meeting_another_runs_row_is_stored_again_file_by_file(
     with Session(get_engine(settings.db_url)) as session:
         names = session.exec(select(Submission.original_name).order_by(col(Submission.id))).all()
     assert names == ["T001-1.xlsx", "T002-2.xlsx", "D001-3.xlsx"]
+
+
+def test_a_return_repeating_the_units_previous_figures_names_that_return(settings: Settings, tmp_path: Any) -> None:
+    """Different bytes (re-saved, or the old file sent again) with every figure as in the unit's previous return:
+    the stored row and the result name that return, within a batch and across batches; anything else names none."""
+    campaign_id = _campaign(settings, tmp_path)
+    wrong = Issue(code="sum-mismatch", rule="R1", sheet="表三", cell="C5", found="3", expected="2")
+    same = '{"apply.new.total":"7"}'
+    engine = get_engine(settings.db_url)
+    first = [replace(_exam("T001", 1, wrong), figures=same), replace(_exam("T001", 2, wrong), figures=same),
+             _exam("T002", 3), replace(_exam("D001", 4), figures="{}")]
+    with Session(engine) as session:
+        stored = store_examinations(session=session, campaign_id=campaign_id, examinations=first)
+        session.commit()
+    assert [(s.unit_code, s.version, s.repeats_version) for s in stored] == [
+        ("T001", 1, None), ("T001", 2, 1), ("T002", 1, None), ("D001", 1, None)]
+
+    later = [replace(_exam("T001", 5), figures=same),  # accepted this time: the rules did not change, say
+             replace(_exam("T002", 6), figures='{"apply.new.total":"4"}'),  # changed
+             replace(_exam("D001", 7), figures="{}"),  # nothing read twice: nothing to compare
+             _exam("T001", 3)]  # T002's earlier bytes from T001: its own return, its figures not T001's last
+    with Session(engine) as session:
+        again = store_examinations(session=session, campaign_id=campaign_id, examinations=later)
+        session.commit()
+    assert [(s.unit_code, s.version, s.duplicate, s.repeats_version) for s in again] == [
+        ("T001", 3, False, 2), ("T002", 2, False, None), ("D001", 2, False, None), ("T001", 4, False, None)]
+    with Session(engine) as session:
+        rows = session.exec(select(Submission).order_by(col(Submission.id))).all()
+    assert [r.repeats_version for r in rows] == [None, 1, None, None, 2, None, None, None]
+
+    # the very same file again is a duplicate: it names the earlier return as itself, never as a repeat
+    with Session(engine) as session:
+        [dup] = store_examinations(session=session, campaign_id=campaign_id,
+                                   examinations=[replace(_exam("T001", 5), figures=same)])
+        session.commit()
+    assert (dup.duplicate, dup.version, dup.repeats_version) == (True, 3, None)
