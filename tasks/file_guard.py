@@ -165,6 +165,9 @@ def sniff_package(names: set[str]) -> tuple[str, str] | None:
 # calamine holds a sheet as a dense grid of (last row x last column) cells, 32 bytes each: one value at XFD1048576
 # asks for 512 GiB and aborts the process (no exception to catch). The form's sheets span ~31 x 15 cells.
 MAX_SHEET_CELLS = 2_000_000
+# a cell given twice is looked for where a form's cells can be (its sheets span ~31 x 15 cells), so that the set of
+# places seen stays small however many cells a hostile sheet holds
+TWICE_ROWS, TWICE_COLUMNS = 1000, 64
 _PREFIX = rb"(?:[A-Za-z_][\w.-]*:)?"  # calamine matches local names: <x:c> is a cell too
 _SHEET_TAG = re.compile(rb"<" + _PREFIX + rb"row(?=[\s/>])([^>]*)>|<" + _PREFIX + rb"c(?=[\s/>])([^>]*?)(?:/>|>(.*?)</"
                         + _PREFIX + rb"c>)", re.DOTALL)
@@ -188,8 +191,11 @@ def guard_sheets(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
 
 
 def _sheet_within(xml: bytes, name: str) -> None:
-    """Place the cells that hold a value as calamine does (a row or cell without r follows the one before)."""
+    """Place the cells as calamine does (a row or cell without r follows the one before): refuse a sheet that
+    reaches too far, or that gives one cell twice (two values for 本年发出收费通知件数: which is the unit's? Excel
+    calls such a file damaged and repairs it; calamine takes the first, the fast path would take the last)."""
     row = column = last_row = last_column = cells = 0
+    placed: set[tuple[int, int]] = set()
     for match in _SHEET_TAG.finditer(xml):
         attributes = match.group(1) if match.group(1) is not None else match.group(2)
         ref = _REF.search(attributes)
@@ -204,8 +210,25 @@ def _sheet_within(xml: bytes, name: str) -> None:
         else:
             column += 1
         cell_row = int(ref.group(2)) if ref and ref.group(2) else row
+        if cell_row <= TWICE_ROWS and column <= TWICE_COLUMNS:
+            if (cell_row, column) in placed:
+                raise Refused("corrupt-workbook",
+                              f"工作表{_part_name(name)}中的单元格{_address(cell_row, column)}出现了两次")
+            placed.add((cell_row, column))
         if match.group(3) is not None and _HOLDS_VALUE.search(match.group(3)):
             last_row, last_column = max(last_row, cell_row), max(last_column, column)
         if cells > MAX_SHEET_CELLS or last_row * last_column > MAX_SHEET_CELLS:
-            where = name.replace("\\", "/").rsplit("/", 1)[-1]
-            raise Refused("unsafe-archive", f"工作表{where}的内容远超表格范围（第{last_row}行、第{last_column}列）")
+            raise Refused("unsafe-archive",
+                          f"工作表{_part_name(name)}的内容远超表格范围（第{last_row}行、第{last_column}列）")
+
+
+def _part_name(name: str) -> str:
+    return name.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _address(row: int, column: int) -> str:
+    letters = ""
+    while column > 0:
+        column, rest = divmod(column - 1, 26)
+        letters = chr(65 + rest) + letters
+    return f"{letters}{row}"

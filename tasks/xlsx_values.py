@@ -203,7 +203,10 @@ class Sheet:
             raise Unusual("a cell element without its address first, a comment or CDATA")  # Excel writes none
         self.xml = xml
         # address -> (address, attributes, value text): b"" for a cell without a value
-        self.cells: dict[bytes, tuple[bytes, bytes, bytes]] = {cell[0]: cell for cell in _CELL.findall(xml)}
+        found = _CELL.findall(xml)
+        self.cells: dict[bytes, tuple[bytes, bytes, bytes]] = {cell[0]: cell for cell in found}
+        if len(self.cells) != len(found):  # a cell given twice: the guard before calamine refuses the file
+            raise Unusual("a cell written twice")
         self.plain = plain
         self.shared = shared
 
