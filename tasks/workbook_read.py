@@ -208,14 +208,15 @@ def _read_cells(raw: RawWorkbook, form: FormSpec, book: python_calamine.Calamine
     grids = {name: book.get_sheet_by_name(name).to_python(skip_empty_area=False)
              for name in plan.sheets if name in sheet_names}
     missing_sheets: set[str] = set()
+    unplaced: dict[str, list[tuple[CellSpec | TextSpec, str | None]]] = {}
     for cell, ref in plan.unplaced:
         expected_sheet = form.sheet_by_id[cell.sheet].name
         if expected_sheet not in sheet_names:
             missing_sheets.add(expected_sheet)  # the sheet is gone, and its names with it: one issue says so
             continue
-        note = "名称已被删除" if ref is None else f"名称指向无效位置（{ref}）"
-        raw.issues.append(Issue(code="missing-name", sheet=expected_sheet, cell=cell.address, field=cell.key,
-                                label=cell.label, note=note))
+        unplaced.setdefault(expected_sheet, []).append((cell, ref))
+    for sheet_name, cells in unplaced.items():
+        raw.issues += _missing_names(sheet_name, cells)
     missing_sheets |= plan.sheets - grids.keys()
     values = raw.values
     for key, sheet_name, row, col in plan.places:
@@ -227,6 +228,19 @@ def _read_cells(raw: RawWorkbook, form: FormSpec, book: python_calamine.Calamine
     raw.sheet_names = plan.sheet_names
     for sheet_name in sorted(missing_sheets):
         raw.issues.append(Issue(code="missing-sheet", sheet=sheet_name))
+
+
+GROUP_MISSING_NAMES = 3  # this many cells of a sheet gone (a row or column deleted): one issue, not a list
+
+
+def _missing_names(sheet_name: str, cells: list[tuple[CellSpec | TextSpec, str | None]]) -> list[Issue]:
+    """The issues for a sheet's cells whose names are deleted or point nowhere: one a cell, or, for a deleted row or
+    column (many at once), one for the sheet naming the first few, so that the unit reads the cause once."""
+    if len(cells) >= GROUP_MISSING_NAMES:
+        shown = "、".join(f"“{cell.label}”（原{cell.address}）" for cell, _ in cells[:3])
+        return [Issue(code="missing-names", sheet=sheet_name, found=str(len(cells)), note=f"{shown}等")]
+    return [Issue(code="missing-name", sheet=sheet_name, cell=cell.address, field=cell.key, label=cell.label,
+                  note="名称已被删除" if ref is None else f"名称指向无效位置（{ref}）") for cell, ref in cells]
 
 
 _plans: dict[tuple[str, str, bytes], _Plan] = {}

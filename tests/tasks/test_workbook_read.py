@@ -287,6 +287,31 @@ def test_deleted_defined_name(workbooks: dict[str, Path], form: FormSpec, campai
     assert not exam.accepted
 
 
+def test_a_deleted_row_is_one_issue_for_its_sheet(workbooks: dict[str, Path], form: FormSpec, campaign: CampaignKey,
+                                                  tmp_path: Path) -> None:
+    """A row of 表三 deleted (its cells' names now say #REF!): one issue for the sheet with the count and the first
+    cells, not a line a cell; two names broken on another sheet are still named one by one."""
+    row = [c for c in form.input_cells if form.sheet_by_id[c.sheet].name == T3 and c.address.endswith("6")
+           and c.address[:-1].isalpha()]
+    assert len(row) >= 3
+    other = [c for c in form.input_cells if form.sheet_by_id[c.sheet].name == T4][:2]
+
+    def delete_row(wb: openpyxl.Workbook) -> None:
+        for cell in [*row, *other]:
+            wb.defined_names[cell.key].attr_text = "#REF!"
+
+    data = edited(filled(workbooks["T001"], tmp_path / "f.xlsx", form), tmp_path / "r.xlsx", delete_row)
+    exam = run(data, form, campaign)
+    names = [i for i in exam.issues if i.code in ("missing-name", "missing-names")]
+    assert [(i.code, i.sheet, i.found) for i in names] == [
+        ("missing-names", T3, str(len(row))), *[("missing-name", T4, "") for _ in other]]
+    grouped = names[0]
+    assert f"有{len(row)}个需填写的单元格找不到" in grouped.message and "删除了行" in grouped.message
+    assert f"“{row[0].label}”（原{row[0].address}）" in grouped.message and "等" in grouped.message
+    assert [i.field for i in names[1:]] == [c.key for c in other]
+    assert not exam.accepted
+
+
 def test_defined_name_pointing_nowhere(workbooks: dict[str, Path], form: FormSpec, campaign: CampaignKey,
                                        tmp_path: Path) -> None:
     def break_name(wb: openpyxl.Workbook) -> None:
