@@ -90,7 +90,7 @@ ISSUE_KINDS: dict[str, IssueKind] = {
         "找不到单元格“{label}”（名称 {field}）：{note}。请使用下发的工作簿，不要删除行列或名称。"),
     "missing-names": IssueKind(
         "多个单元格名称缺失", Category.STRUCTURE, Scope.SHEET,
-        "工作表“{sheet}”中有{found}个需填写的单元格找不到（{note}），多半是删除了行、列或名称。请使用下发的工作簿"
+        "工作表“{sheet}”中有{found}个需填写的单元格找不到，如{note}，多半是删除了行、列或名称。请使用下发的工作簿"
         "填写，不要删除行列或名称。"),
     "merged-input": IssueKind(
         "填报单元格被合并", Category.STRUCTURE, Scope.CELL,

@@ -238,7 +238,7 @@ def _missing_names(sheet_name: str, cells: list[tuple[CellSpec | TextSpec, str |
     column (many at once), one for the sheet naming the first few, so that the unit reads the cause once."""
     if len(cells) >= GROUP_MISSING_NAMES:
         shown = "、".join(f"“{cell.label}”（原{cell.address}）" for cell, _ in cells[:3])
-        return [Issue(code="missing-names", sheet=sheet_name, found=str(len(cells)), note=f"{shown}等")]
+        return [Issue(code="missing-names", sheet=sheet_name, found=str(len(cells)), note=shown)]
     return [Issue(code="missing-name", sheet=sheet_name, cell=cell.address, field=cell.key, label=cell.label,
                   note="名称已被删除" if ref is None else f"名称指向无效位置（{ref}）") for cell, ref in cells]
 

@@ -307,7 +307,7 @@ def test_a_deleted_row_is_one_issue_for_its_sheet(workbooks: dict[str, Path], fo
         ("missing-names", T3, str(len(row))), *[("missing-name", T4, "") for _ in other]]
     grouped = names[0]
     assert f"有{len(row)}个需填写的单元格找不到" in grouped.message and "删除了行" in grouped.message
-    assert f"“{row[0].label}”（原{row[0].address}）" in grouped.message and "等" in grouped.message
+    assert f"找不到，如“{row[0].label}”（原{row[0].address}）、“{row[1].label}”" in grouped.message
     assert [i.field for i in names[1:]] == [c.key for c in other]
     assert not exam.accepted
 
