@@ -180,6 +180,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     held = f"，定稿后收到未并入 {summary.held}" if summary.held else ""
     log.info("%d年度：处理 %d 个文件，通过 %d，未通过 %d，重复 %d%s", summary.year, summary.files, summary.accepted,
              summary.rejected, summary.duplicates, held)
+    if summary.skipped:
+        log.warning("收件箱中有 %d 个文件因文件名以“~”或“.”开头（或为临时文件）未处理：%s。如其中有单位报送的工作簿，"
+                    "请改名后放回收件箱。", len(summary.skipped), "、".join(summary.skipped[:20]))
     return 0
 
 

@@ -27,7 +27,7 @@ from schemas.settings import get_settings
 from tasks import checkpoints
 from tasks.answer_writing import AnswerJob, AnswerPlace
 from tasks.examine_pool import ExaminationPool, default_workers
-from tasks.inbox import Claim, claim_new_files, count_waiting, kept_alive, move_processed, release
+from tasks.inbox import Claim, claim_new_files, count_waiting, kept_alive, move_processed, release, skipped_files
 from tasks.ingest import Examination, IngestContext
 from tasks.intake import answer_for, load_ingest_context, store_received
 from tasks.mail_config import mail_config
@@ -47,6 +47,7 @@ class IngestSummary(BaseModel):
     answers: list[str]
     held: int = 0  # passed every check after the year's report was approved: kept, not consolidated
     resumed: int = 0  # of those accepted or rejected, returns a dead run had stored (answered now)
+    skipped: list[str] = []  # files left in the inbox for their names (~, ., .tmp ...) for a while: told, not lost
 
 
 @task(name="load-campaign", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
@@ -235,6 +236,10 @@ def _ingest(year: int, inbox: str | None, max_files: int | None = None) -> Inges
                 _count(working.popleft().result(), summary)
     checkpoints.reached("ingest.done")
     release(claim)
+    summary.skipped = skipped_files(folder)
+    if summary.skipped:
+        get_run_logger().warning("%d files of the inbox are left alone for their names (temporary or hidden: ~, ., "
+                                 ".tmp ...): %s", len(summary.skipped), ", ".join(summary.skipped[:20]))
     summary.accepted += mailbox.accepted
     summary.rejected += mailbox.rejected
     summary.held += mailbox.held

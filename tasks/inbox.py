@@ -47,6 +47,7 @@ CLAIMS = ".claimed"
 ALIVE = ".alive"  # a claim's holder file: `.alive.<token>`; a bare `.alive` (an earlier version's) names no one
 _NEW = ".new-"  # a claim folder being made, not yet visible as a claim
 STALE_CLAIM = timedelta(minutes=30)  # no sign of life for this long: the run died
+SKIPPED_AFTER = timedelta(minutes=10)  # a skipped name there this long is no copy in progress: it is told
 
 
 @dataclass(frozen=True)
@@ -227,31 +228,52 @@ def _waiting(folder: Path) -> list[tuple[tuple[float, str], Path]]:
     """(arrival, path) of the files waiting in a folder and one level of unit folders under it; the arrival is
     the modification time (then the name), read once."""
     found: list[tuple[tuple[float, str], Path]] = []
-
-    def add(entry: os.DirEntry[str]) -> None:
-        if entry.name.startswith(_IGNORED_PREFIXES) or entry.name.endswith(_IGNORED_SUFFIXES):
-            return
+    for entry in _files(folder):
+        if _ignored(entry.name):
+            continue
         try:
             found.append(((entry.stat().st_mtime, entry.name), Path(entry.path)))
         except FileNotFoundError:
             pass  # claimed by another run meanwhile
+    return found
 
+
+def skipped_files(folder: Path, now: datetime | None = None, older_than: timedelta = SKIPPED_AFTER) -> list[str]:
+    """The files of the inbox (and its unit folders) left alone for their names, that have been there longer than
+    a copy takes: a lock file Excel left behind, or a return whose name starts with "~" or "." and that would
+    otherwise wait unseen while its unit is chased. Paths relative to the folder, sorted."""
+    moment = (now or datetime.now(UTC)).timestamp()
+    names = []
+    for entry in _files(folder):
+        if not _ignored(entry.name):
+            continue
+        try:
+            if moment - entry.stat().st_mtime >= older_than.total_seconds():
+                names.append(Path(entry.path).relative_to(folder).as_posix())
+        except FileNotFoundError:
+            continue
+    return sorted(names)
+
+
+def _ignored(name: str) -> bool:
+    return name.startswith(_IGNORED_PREFIXES) or name.endswith(_IGNORED_SUFFIXES)
+
+
+def _files(folder: Path) -> Iterator[os.DirEntry[str]]:
+    """The files in a folder and one level of unit folders under it (never its hidden folders: the claims)."""
     try:
         entries = list(os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):
-        return []
+        return
     for entry in entries:
         if entry.is_file():
-            add(entry)
+            yield entry
         elif entry.is_dir() and not entry.name.startswith("."):
             try:
                 with os.scandir(entry.path) as unit_folder:
-                    for inner in unit_folder:
-                        if inner.is_file():
-                            add(inner)
+                    yield from (inner for inner in unit_folder if inner.is_file())
             except FileNotFoundError:
                 continue
-    return found
 
 
 @contextmanager

@@ -280,6 +280,22 @@ def test_a_rejected_return_sent_again_unchanged_is_told_nothing_was_changed(sett
     assert "已通过审核" in receipt and "完全相同" not in receipt
 
 
+def test_a_return_named_like_a_temporary_file_is_left_alone_and_told(settings: Settings, units_file: Path,
+                                                                      form: FormSpec) -> None:
+    """A unit's return saved as "~城关镇.xlsx" (the name of a temporary file) is not taken, as a copy in progress
+    would not be; once it has been there a while the ingest's summary names it, and it is still in the inbox."""
+    register_units(settings, units_file)
+    open_collection(YEAR, DEADLINE)
+    _return(settings, "T002", valid_figures(form))
+    hidden = _return(settings, "T001", valid_figures(form), name="~城关镇.xlsx",
+                     at=datetime(2022, 1, 9, 9, 0, tzinfo=UTC))
+
+    summary = ingest_returns(YEAR)
+
+    assert (summary.files, summary.accepted, summary.skipped) == (1, 1, ["~城关镇.xlsx"])
+    assert hidden.exists() and _submissions(settings, "T001") == []
+
+
 def test_newer_accepted_return_replaces_the_earlier_one(settings: Settings, units_file: Path,
                                                         form: FormSpec) -> None:
     register_units(settings, units_file)

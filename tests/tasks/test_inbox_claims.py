@@ -303,3 +303,23 @@ def test_a_bounded_claim_takes_a_dead_runs_claim_over_whole_besides_its_share(tm
     assert {str(p.relative_to(dead.root)) for p in late.paths if p.is_relative_to(dead.root)} == dropped
     assert len([p for p in late.paths if p.is_relative_to(late.root)]) == 2
     assert len(list(inbox.glob("新报表*.xlsx"))) == 2  # the rest wait for the next run
+
+
+def test_files_left_alone_for_their_names_are_told_once_they_have_been_there_a_while(tmp_path: Path) -> None:
+    """Lock files, hidden and temporary names are never claimed (a copy may still be writing them); those older
+    than a copy takes are listed, so that a return named "~城关镇.xlsx" is not waited for unseen."""
+    inbox = tmp_path / "inbox"
+    (inbox / "T001").mkdir(parents=True)
+    now = datetime(2022, 1, 10, 12, 0, tzinfo=UTC)
+    old, young = now - inbox_module.SKIPPED_AFTER - timedelta(seconds=1), now - timedelta(minutes=1)
+    for name, moment in [("城郊乡.xlsx", old), ("~$城郊乡.xlsx", old), (".~lock.城郊乡.xlsx#", old),
+                         ("T001/~城关镇.xlsx", old), ("城关镇.xlsx.part", young), (".正在复制.xlsx", young)]:
+        path = inbox / name
+        path.write_bytes(b"PK")
+        os.utime(path, (moment.timestamp(), moment.timestamp()))
+    assert inbox_module.skipped_files(inbox, now=now) == [".~lock.城郊乡.xlsx#", "T001/~城关镇.xlsx", "~$城郊乡.xlsx"]
+    claim = claim_new_files(inbox, now=now)
+    assert [p.name for p in claim.paths] == ["城郊乡.xlsx"]  # the others stay where they are
+    release(claim)
+    assert inbox_module.skipped_files(inbox, now=now + timedelta(hours=1)) == [
+        ".~lock.城郊乡.xlsx#", ".正在复制.xlsx", "T001/~城关镇.xlsx", "~$城郊乡.xlsx", "城关镇.xlsx.part"]
