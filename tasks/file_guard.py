@@ -213,7 +213,7 @@ def _sheet_within(xml: bytes, name: str) -> None:
         if cell_row <= TWICE_ROWS and column <= TWICE_COLUMNS:
             if (cell_row, column) in placed:
                 raise Refused("corrupt-workbook",
-                              f"工作表{_part_name(name)}中的单元格{_address(cell_row, column)}出现了两次")
+                              f"工作表{_part_name(name)}中的单元格{cell_address(cell_row, column)}出现了两次")
             placed.add((cell_row, column))
         if match.group(3) is not None and _HOLDS_VALUE.search(match.group(3)):
             last_row, last_column = max(last_row, cell_row), max(last_column, column)
@@ -226,7 +226,8 @@ def _part_name(name: str) -> str:
     return name.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-def _address(row: int, column: int) -> str:
+def cell_address(row: int, column: int) -> str:
+    """The A1 address of a 1-based row and column."""
     letters = ""
     while column > 0:
         column, rest = divmod(column - 1, 26)

@@ -23,7 +23,15 @@ import python_calamine
 
 from schemas.form_spec import CellSpec, FormSpec, TextSpec
 from schemas.issues import Issue
-from tasks.file_guard import OLE_SIGNATURE, Refused, guard_archive, guard_sheets, sniff_compound, sniff_package
+from tasks.file_guard import (
+    OLE_SIGNATURE,
+    Refused,
+    cell_address,
+    guard_archive,
+    guard_sheets,
+    sniff_compound,
+    sniff_package,
+)
 from tasks.identity import IDENTITY_SHEET
 from tasks.xlsx_values import (
     Archive,
@@ -343,7 +351,7 @@ def _merge_over(sheet: str, place: tuple[int, int], merges: list[tuple[tuple[int
         if top <= row <= bottom and left <= col <= right:  # (a merge may span the whole sheet: count the inputs)
             covered = sum(1 for (s, (r, c)) in at if s == sheet and top <= r <= bottom and left <= c <= right)
             if covered >= 2 or (row, col) != (top, left):
-                return BlankCause("merged", f"{_address(top, left)}:{_address(bottom, right)}", covered)
+                return BlankCause("merged", f"{cell_address(top, left)}:{cell_address(bottom, right)}", covered)
     return None
 
 
@@ -363,10 +371,3 @@ def _row_col(address: str) -> tuple[int, int]:
         col = col * 26 + ord(char) - 64
     return int(address[len(letters):]), col
 
-
-def _address(row: int, col: int) -> str:
-    letters = ""
-    while col:
-        col, rest = divmod(col - 1, 26)
-        letters = chr(65 + rest) + letters
-    return f"{letters}{row}"
