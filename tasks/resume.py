@@ -40,19 +40,19 @@ def own_returns(*, session: Session, campaign_id: int, stored: list[Stored]) -> 
             col(EventLog.detail)["submission_id"].as_integer().in_(ids))):
         sources[int(detail["submission_id"])] = _claimed_path(detail.get("source"))
     replaced = aliased(Submission)
-    replaces: dict[int, int] = {sid: version for sid, version in session.execute(  # noqa: C416  (rows, not pairs)
-        sa_select(col(Submission.id), col(replaced.version))
-        .join(replaced, col(replaced.id) == col(Submission.replaces_id))
-        .where(col(Submission.id).in_(ids)))}
-    repeats: dict[int, int | None] = {sid: version for sid, version in session.execute(  # noqa: C416
-        sa_select(col(Submission.id), col(Submission.repeats_version)).where(col(Submission.id).in_(ids)))}
+    # (replaces_version, repeats_version) of each: the versions its answer names
+    rows = session.execute(
+        sa_select(col(Submission.id), col(replaced.version), col(Submission.repeats_version))
+        .outerjoin(replaced, col(replaced.id) == col(Submission.replaces_id))
+        .where(col(Submission.id).in_(ids)))
+    versions: dict[int, tuple[int | None, int | None]] = {sid: (replaces, repeats) for sid, replaces, repeats in rows}
     out = list(stored)
     resumed: set[int] = set()
     for n, item in found:
         sid = item.submission_id
         if sources.get(sid) == _claimed_path(item.examination.incoming.source_path):
-            out[n] = replace(item, duplicate=False, replaces_version=replaces.get(sid),
-                             repeats_version=repeats.get(sid))
+            replaces, repeats = versions.get(sid, (None, None))
+            out[n] = replace(item, duplicate=False, replaces_version=replaces, repeats_version=repeats)
             resumed.add(sid)
     return out, resumed
 
