@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
@@ -39,6 +40,27 @@ class Member:
         packer = zlib.compressobj(level, zlib.DEFLATED, -15)
         return cls(name, packer.compress(content) + packer.flush(), zlib.crc32(content), len(content), dos_time,
                    dos_date)
+
+    @classmethod
+    def streamed(cls, name: str, pieces: Iterable[bytes], *, level: int = 1, dos_time: int = 0,
+                 dos_date: int = (1 << 5) | 1) -> Member:
+        """Deflate content given as pieces, on a thread of its own while the caller makes the next piece.
+
+        For a large member made as it is written (the summary workbook's 2 million cells): zlib lets go of the
+        interpreter while it deflates and checksums, so on a second core the compression costs the caller next to
+        nothing. One thread: a deflate stream and a CRC take their pieces in order."""
+        packer = zlib.compressobj(level, zlib.DEFLATED, -15)
+        crc, size = 0, 0
+
+        def pack(piece: bytes) -> bytes:
+            nonlocal crc, size
+            crc, size = zlib.crc32(piece, crc), size + len(piece)
+            return packer.compress(piece)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="deflate") as deflater:
+            packed = [deflater.submit(pack, piece) for piece in pieces]
+            deflated = b"".join([part.result() for part in packed]) + packer.flush()
+        return cls(name, deflated, crc, size, dos_time, dos_date)
 
 
 def dos_stamp(date_time: tuple[int, int, int, int, int, int]) -> tuple[int, int]:

@@ -4,13 +4,16 @@ alike by openpyxl and by calamine, and a 合计 row that is their exact sum."""
 from __future__ import annotations
 
 import io
+import zipfile
 from decimal import Decimal
 
 import openpyxl
+import pytest
 from python_calamine import CalamineWorkbook
 
 from schemas.figures import figures_from_text, figures_text
 from schemas.form_spec import FormSpec
+from tasks import xlsx_patch
 from tasks.accepted import AcceptedFigures
 from tasks.check import check_values
 from tasks.report_workbook import BREAKDOWN_SHEET, UnitRow, summary_workbook
@@ -54,3 +57,28 @@ def test_each_unit_row_holds_its_own_figures_and_the_total_row_their_sum(form: F
     fees = Decimal(str(by_openpyxl[-1][column["active.fees.amount_wan"]]))
     assert fees == Decimal("12.3460")
     assert sheet.max_column == 4 + len(keys) and sheet.max_row == 2 + len(units) + 1  # <dimension> covers the rows
+
+
+def test_a_breakdown_written_in_many_pieces_keeps_every_row_in_order(form: FormSpec,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The breakdown's rows are made a piece at a time while another thread deflates them: with pieces of 3 rows,
+    23 units (every fourth without figures) still come back whole, in order, under the right row numbers."""
+    monkeypatch.setattr(xlsx_patch, "ROWS_A_PIECE", 3)
+    keys = tuple(cell.key for cell in form.cells)
+    codes = [f"T{n:03d}" for n in range(23)]
+    stored = {code: _stored(form, active__license__decisions=n) for n, code in enumerate(codes) if n % 4}
+    accepted = AcceptedFigures.from_values(keys, stored)
+    units = [UnitRow(code, f"第{n}镇", "乡镇（街道）", "已通过" if code in stored else "逾期未报")
+             for n, code in enumerate(codes)]
+
+    data = summary_workbook(form, "测试县", accepted.column_sums(), units, accepted)
+
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.testzip() is None  # the member deflated piece by piece: its CRC and size are the whole XML's
+    sheet = openpyxl.load_workbook(io.BytesIO(data))[BREAKDOWN_SHEET]
+    rows = list(sheet.iter_rows(min_row=3, values_only=True))
+    assert [row[0] for row in rows] == [*codes, "合计"]
+    licence = 4 + keys.index("active.license.decisions")
+    assert [row[licence] for row in rows] == [n if n % 4 else None for n in range(23)] + [
+        sum(n for n in range(23) if n % 4)]
+    assert sheet.max_row == 2 + len(units) + 1 and sheet.max_column == 4 + len(keys)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
+from collections.abc import Iterator
 
 import pytest
 
@@ -37,3 +39,24 @@ def test_what_needs_zip64_is_refused_not_written_wrong() -> None:
         zip_bytes([huge])
     with pytest.raises(ValueError, match="zip64"):
         zip_bytes([Member.of(f"{n}.txt", b"") for n in range(0x10000)])
+
+
+def test_a_member_deflated_piece_by_piece_is_the_same_as_one_deflated_whole() -> None:
+    """Member.streamed (pieces deflated on another thread while the next is made): the same content, CRC and size
+    as Member.of, whatever the pieces' sizes, empty ones included."""
+    content = "".join(f'<row r="{n}"><c r="A{n}"><v>{n * 7}</v></c></row>' for n in range(20_000)).encode()
+    cuts = [0, 0, 1, 100, 70_000, 70_000, 250_000, len(content)]
+    pieces = (content[start:end] for start, end in zip(cuts, cuts[1:], strict=False))
+    streamed, whole = Member.streamed("sheet.xml", pieces), Member.of("sheet.xml", content)
+    assert (streamed.crc, streamed.size) == (whole.crc, whole.size) == (zlib.crc32(content), len(content))
+    with zipfile.ZipFile(io.BytesIO(zip_bytes([streamed]))) as zf:
+        assert zf.testzip() is None and zf.read("sheet.xml") == content
+
+
+def test_a_piece_that_cannot_be_made_fails_the_member() -> None:
+    def pieces() -> Iterator[bytes]:
+        yield b"<a>"
+        raise ValueError("row 3 cannot be written")
+
+    with pytest.raises(ValueError, match="row 3"):
+        Member.streamed("sheet.xml", pieces())
