@@ -200,11 +200,11 @@ def report_steps(year: int) -> dict[str, Any]:
         units = [UnitRow(code, name, kind_cn, status) for code, name, kind_cn, status in inputs.units]
         step("render_summary_workbook_s", lambda: (folder / "summary.xlsx").write_bytes(
             summary_workbook(form, "bench", county.cells, units, inputs.figures)), 3)
-    # Prefect's share of the flow: the progress artifacts (the units table: a row a unit) and the events, outside a
-    # run here (the Prefect server must be up)
+    # Prefect's share of the flow: the report's artifact and its event, outside a run here (the Prefect server must
+    # be up)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # artifacts made outside a run: deprecated, still made
-        step("publish_progress_s", lambda: publish_progress.fn(year))
+        step("publish_progress_s", lambda: publish_progress.fn(year, collection=False))
     steps["units"] = len(inputs.figures)
     return steps
 

@@ -1261,7 +1261,7 @@ def size_rows(r: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("REPORT build / render (annex html; summary workbook)",
          f"{ms(steps['build_s'])} / {ms(steps['render_s'])} ({ms(steps['render_annex_html_s'])}; "
          f"{ms(steps['render_summary_workbook_s'])})"),
-        ("REPORT progress artifacts (Prefect's share)", ms(steps["publish_progress_s"])),
+        ("REPORT its artifact and event (Prefect's share)", ms(steps["publish_progress_s"])),
     ]
     if "all_formats_flow_s" in rep:
         pub = rep["publication"]

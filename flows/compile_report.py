@@ -204,6 +204,7 @@ def compile_report(year: int, text_file: str | None = None, kind: str = "draft",
                                     county_name or get_settings().county_name, kind, now)
         summary = render_outputs(year, as_is(inputs), as_is(county), as_is(documents), kind, now, wanted)
         record_report(inputs.campaign_id, as_is(summary))
-        publish_progress(year)  # the campaign-YEAR-report artifact: key figures, checks, links to the files
+        # the campaign-YEAR-report artifact (key figures, checks, links to the files) and the report's event
+        publish_progress(year, collection=False)
     get_run_logger().info("report %s: %s (%d notes)", year, summary.html, len(summary.notes))
     return summary

@@ -95,7 +95,10 @@ def test_flows_keep_progress_table_report_and_events_current(settings: Settings,
     table = {row["单位代码"]: row for row in _table(f"campaign-{YEAR}-units")}
     assert {code: row["催报次数"] for code, row in table.items()} == {"D001": 0, "G001": 1, "T001": 0, "T002": 1}
 
+    units_table = _artifact(f"campaign-{YEAR}-units").id
     draft_open_campaigns()
+    # a compiled report changes no unit's standing: the units table (a province's 10,000 rows) is not sent again
+    assert _artifact(f"campaign-{YEAR}-units").id == units_table
     report = _artifact(f"campaign-{YEAR}-report")
     assert report.type == "markdown" and "2021年度汇总报告（草稿）" in report.data
     assert "已通过审核：**2 / 4** 个单位" in report.data
