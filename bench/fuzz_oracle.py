@@ -35,9 +35,10 @@ from tasks.xlsx_values import Unusual, sheet_parts
 from .fuzz_inputs import CAMPAIGN_ID, SECRET, UNIT, YEAR
 
 UNIT_KINDS = {UNIT: "township", "D001": "department"}
-# Findings of the readers' leniency with XML a strict parser refuses (a broken namespace, a cell written twice, a
-# malformed tag): the figures read are what the text holds, but which of two readings is the file's is moot. They are
-# reported to the reader's owner and kept as cases (tests/fuzz), not counted as broken promises.
+# Findings of the readers' leniency with XML a strict parser refuses (a malformed tag; a broken namespace and a cell
+# written twice were found this way, and are refused since): the figures read are what the text holds, but which of
+# two readings is the file's is moot. They are reported to the reader's owner and kept as cases (tests/fuzz), not
+# counted as broken promises.
 # "accepted-cached-layout": a damaged xl/workbook.xml whose central directory entry still gives the issued CRC and
 # size: the fast path takes its layout from its cache by design (tasks/workbook_read.py _layout) and never inflates it.
 LENIENCY = frozenset({"accepted-lenient", "accepted-ambiguous", "paths-differ", "accepted-cached-layout"})

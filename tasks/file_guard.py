@@ -33,6 +33,10 @@ _XML_MEMBER = (".xml", ".rels", ".vml")
 _MACRO_FOLDERS = ("xl/macrosheets/", "xl/dialogsheets/")  # Excel 4.0 macro sheets and dialogs
 _MACRO_MARKERS = ("vbaproject.bin", *_MACRO_FOLDERS)
 _ROOT = re.compile(rb"<[A-Za-z_]")
+# a start tag: its prefix, local name and attributes (quoted values may hold ">")
+_START_TAG = re.compile(rb"""<(?:([A-Za-z_][\w.-]*):)?([A-Za-z_][\w.-]*)((?:[^>"']|"[^"]*"|'[^']*')*)>""")
+SHEET_NAMESPACES = (b"http://schemas.openxmlformats.org/spreadsheetml/2006/main",  # as Excel and WPS save
+                    b"http://purl.oclc.org/ooxml/spreadsheetml/main")  # Excel's "Strict Open XML"
 
 
 class Refused(Exception):
@@ -129,6 +133,19 @@ def prolog_is_plain(content: bytes) -> bool:
     return _ROOT.match(content, start) is not None
 
 
+def worksheet_outside_namespace(xml: bytes) -> bool:
+    """True when the part's root element is a worksheet, but not SpreadsheetML's: its prefix (or none) bound to
+    another namespace, or to none at all. A namespace-aware reader (Excel) finds no cell in such a sheet and calls
+    the file damaged; calamine and the fast path, matching names alone, would read its figures."""
+    first = _ROOT.search(xml)  # the first start tag: past the XML declaration (a comment or DTD: not Excel's)
+    root = _START_TAG.match(xml, first.start()) if first is not None else None
+    if root is None or root.group(2) != b"worksheet":
+        return False
+    declaration = b"xmlns:" + root.group(1) if root.group(1) else b"xmlns"
+    bound = re.search(rb"(?:^|\s)" + re.escape(declaration) + rb"""\s*=\s*(["'])(.*?)\1""", root.group(3), re.DOTALL)
+    return bound is None or bound.group(2) not in SHEET_NAMESPACES
+
+
 def names_hold_macros(names: str) -> str | None:
     """The first macro part among archive member names given as one text (one name a line), else None."""
     lowered = names.lower()
@@ -193,7 +210,10 @@ def guard_sheets(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
 def _sheet_within(xml: bytes, name: str) -> None:
     """Place the cells as calamine does (a row or cell without r follows the one before): refuse a sheet that
     reaches too far, or that gives one cell twice (two values for 本年发出收费通知件数: which is the unit's? Excel
-    calls such a file damaged and repairs it; calamine takes the first, the fast path would take the last)."""
+    calls such a file damaged and repairs it; calamine takes the first, the fast path would take the last).
+    Refuse a worksheet outside SpreadsheetML's namespace too."""
+    if worksheet_outside_namespace(xml):
+        raise Refused("corrupt-workbook", f"工作表{_part_name(name)}不是Excel工作表的格式（XML命名空间不对）")
     row = column = last_row = last_column = cells = 0
     placed: set[tuple[int, int]] = set()
     for match in _SHEET_TAG.finditer(xml):

@@ -21,7 +21,15 @@ import zlib
 from dataclasses import dataclass
 from xml.sax.saxutils import unescape
 
-from tasks.file_guard import RATIO_GRACE, Refused, names_hold_macros, prolog_is_plain, refuse_member, refuse_totals
+from tasks.file_guard import (
+    RATIO_GRACE,
+    Refused,
+    names_hold_macros,
+    prolog_is_plain,
+    refuse_member,
+    refuse_totals,
+    worksheet_outside_namespace,
+)
 
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # a sheet inflating to more is left to calamine (and to its limits)
 
@@ -201,6 +209,8 @@ class Sheet:
     def __init__(self, xml: bytes, plain: frozenset[int], shared: SharedStrings) -> None:
         if _MISPLACEABLE.search(xml):
             raise Unusual("a cell element without its address first, a comment or CDATA")  # Excel writes none
+        if worksheet_outside_namespace(xml):  # the guard before calamine refuses the file
+            raise Unusual("a worksheet outside SpreadsheetML's namespace")
         self.xml = xml
         # address -> (address, attributes, value text): b"" for a cell without a value
         found = _CELL.findall(xml)
