@@ -34,7 +34,8 @@ _MACRO_FOLDERS = ("xl/macrosheets/", "xl/dialogsheets/")  # Excel 4.0 macro shee
 _MACRO_MARKERS = ("vbaproject.bin", *_MACRO_FOLDERS)
 _ROOT = re.compile(rb"<[A-Za-z_]")
 # a start tag: its prefix, local name and attributes (quoted values may hold ">")
-_START_TAG = re.compile(rb"""<(?:([A-Za-z_][\w.-]*):)?([A-Za-z_][\w.-]*)((?:[^>"']|"[^"]*"|'[^']*')*)>""")
+_START_TAG = re.compile(rb"""<(?:([A-Za-z_][\w.-]*):)?([A-Za-z_][\w.-]*)([^>"']*(?:(?:"[^"]*"|'[^']*')[^>"']*)*)>""")
+_NAMESPACE_DECLARATION = re.compile(rb"""(?:^|\s)xmlns(?::([A-Za-z_][\w.-]*))?\s*=\s*(["'])(.*?)\2""", re.DOTALL)
 SHEET_NAMESPACES = (b"http://schemas.openxmlformats.org/spreadsheetml/2006/main",  # as Excel and WPS save
                     b"http://purl.oclc.org/ooxml/spreadsheetml/main")  # Excel's "Strict Open XML"
 
@@ -141,9 +142,9 @@ def worksheet_outside_namespace(xml: bytes) -> bool:
     root = _START_TAG.match(xml, first.start()) if first is not None else None
     if root is None or root.group(2) != b"worksheet":
         return False
-    declaration = b"xmlns:" + root.group(1) if root.group(1) else b"xmlns"
-    bound = re.search(rb"(?:^|\s)" + re.escape(declaration) + rb"""\s*=\s*(["'])(.*?)\1""", root.group(3), re.DOTALL)
-    return bound is None or bound.group(2) not in SHEET_NAMESPACES
+    prefix = root.group(1) or b""  # b"": the default namespace
+    bound = [uri for declared, _, uri in _NAMESPACE_DECLARATION.findall(root.group(3)) if declared == prefix]
+    return not bound or bound[0] not in SHEET_NAMESPACES
 
 
 def names_hold_macros(names: str) -> str | None:
