@@ -39,9 +39,7 @@ UNIT_KINDS = {UNIT: "township", "D001": "department"}
 # written twice were found this way, and are refused since): the figures read are what the text holds, but which of
 # two readings is the file's is moot. They are reported to the reader's owner and kept as cases (tests/fuzz), not
 # counted as broken promises.
-# "accepted-cached-layout": a damaged xl/workbook.xml whose central directory entry still gives the issued CRC and
-# size: the fast path takes its layout from its cache by design (tasks/workbook_read.py _layout) and never inflates it.
-LENIENCY = frozenset({"accepted-lenient", "accepted-ambiguous", "paths-differ", "accepted-cached-layout"})
+LENIENCY = frozenset({"accepted-lenient", "accepted-ambiguous", "paths-differ"})
 
 
 @dataclass(frozen=True)
@@ -115,8 +113,6 @@ class Oracle:
         held = independent_reading(data, inputs)
         if isinstance(held, str):  # a damaged archive is a broken promise; XML a strict parser refuses, leniency
             kind = "accepted-unreadable" if held.startswith(_ZIP_ERRORS) else "accepted-lenient"
-            if kind == "accepted-unreadable" and _damaged_members(data) <= _LAYOUT_PARTS:
-                kind = "accepted-cached-layout"
             return [Finding(kind, held.split(":")[0],
                             f"accepted with figures other than those filled {[(k, str(found[k])) for k in changed]}"
                             f", in a file a strict reader refuses: {held}")]
@@ -132,7 +128,6 @@ class Oracle:
 
 # what zipfile and zlib raise on a damaged member the figures depend on; anything else is XML a strict parser refuses
 _ZIP_ERRORS = ("BadZipFile", "error", "EOFError", "KeyError", "NotImplementedError", "LargeZipFile")
-_LAYOUT_PARTS = frozenset({"xl/workbook.xml", "xl/_rels/workbook.xml.rels"})  # what the layout cache stands for
 
 
 def _members_named_twice(data: bytes) -> list[str]:
@@ -142,22 +137,6 @@ def _members_named_twice(data: bytes) -> list[str]:
     except Exception:  # noqa: BLE001  not an archive zipfile opens
         return []
     return sorted({name for name in names if names.count(name) > 1})
-
-
-def _damaged_members(data: bytes) -> set[str]:
-    """The members zipfile cannot read back as their central directory describes them (missing ones included)."""
-    damaged = set()
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            for info in zf.infolist():
-                try:
-                    zf.read(info)
-                except Exception:  # noqa: BLE001  any way of failing is damage
-                    damaged.add(info.filename)
-            damaged |= {name for name in _LAYOUT_PARTS if name not in zf.namelist()}
-    except Exception:  # noqa: BLE001
-        return {"(the archive)"}
-    return damaged
 
 
 def written_twice(data: bytes, form: FormSpec, keys: list[str]) -> list[str]:

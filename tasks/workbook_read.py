@@ -35,6 +35,7 @@ from tasks.file_guard import (
 from tasks.identity import IDENTITY_SHEET
 from tasks.xlsx_values import (
     Archive,
+    Seen,
     SharedStrings,
     Sheet,
     Unusual,
@@ -141,42 +142,54 @@ class _Layout:
     parts: dict[str, str]  # sheet name -> archive member
     wanted: tuple[tuple[str, tuple[tuple[str, bytes], ...]], ...]  # each sheet's (key, address) pairs
     complete: bool  # the identity sheet and every sheet of the plan are named (their parts are read later)
+    made_from: tuple[Seen, Seen]  # xl/workbook.xml and its relationships, as they were
 
 
+_WORKBOOK, _RELATIONSHIPS = "xl/workbook.xml", "xl/_rels/workbook.xml.rels"
 _layouts: dict[tuple[str, str, tuple[int, int] | None, tuple[int, int] | None], _Layout] = {}
 
 
 def _layout(form: FormSpec, archive: Archive) -> _Layout:
-    """Where each form cell is, made once for each xl/workbook.xml and its relationships (known by their CRC-32
-    and size from the central directory, so that a known workbook.xml is not even inflated)."""
-    key = (form.form_id, form.version, archive.fingerprint("xl/workbook.xml"),
-           archive.fingerprint("xl/_rels/workbook.xml.rels"))
+    """Where each form cell is, made once for each xl/workbook.xml and its relationships: found again by their
+    CRC-32 and size in the central directory, and used once their stored bytes are the same (most returns of a
+    campaign: not even inflated) or they inflate, CRC intact, to the same content. A part damaged behind an intact
+    directory entry is read, and the file goes to the other path, which refuses it."""
+    key = (form.form_id, form.version, archive.fingerprint(_WORKBOOK), archive.fingerprint(_RELATIONSHIPS))
     layout = _layouts.get(key)
-    if layout is None:
-        workbook_xml = archive.read("xl/workbook.xml")
-        parts = sheet_parts(workbook_xml, archive.read("xl/_rels/workbook.xml.rels"))
-        plan = _plan(form, workbook_xml)
-        by_sheet: dict[str, list[tuple[str, bytes]]] = {}
-        for cell_key, sheet, _, _ in plan.places:
-            by_sheet.setdefault(sheet, []).append((cell_key, plan.place_of[cell_key][1].encode("ascii")))
-        wanted = tuple((sheet, tuple(pairs)) for sheet, pairs in by_sheet.items())
-        complete = all(name in parts for name in (*plan.sheets, IDENTITY_SHEET))
-        if len(_layouts) >= 64:
-            _layouts.clear()
-        layout = _layouts[key] = _Layout(plan, parts, wanted, complete)
+    if layout is not None and all(archive.holds(name, seen)
+                                  for name, seen in zip((_WORKBOOK, _RELATIONSHIPS), layout.made_from, strict=True)):
+        return layout
+    made_from = (archive.seen(_WORKBOOK), archive.seen(_RELATIONSHIPS))
+    workbook_xml = made_from[0].content
+    parts = sheet_parts(workbook_xml, made_from[1].content)
+    plan = _plan(form, workbook_xml)
+    by_sheet: dict[str, list[tuple[str, bytes]]] = {}
+    for cell_key, sheet, _, _ in plan.places:
+        by_sheet.setdefault(sheet, []).append((cell_key, plan.place_of[cell_key][1].encode("ascii")))
+    wanted = tuple((sheet, tuple(pairs)) for sheet, pairs in by_sheet.items())
+    complete = all(name in parts for name in (*plan.sheets, IDENTITY_SHEET))
+    if len(_layouts) >= 64:
+        _layouts.clear()
+    layout = _layouts[key] = _Layout(plan, parts, wanted, complete, made_from)
     return layout
 
 
-_styles: dict[tuple[int, int] | None, frozenset[int]] = {}
+_styles: dict[tuple[int, int], tuple[frozenset[int], Seen]] = {}
 
 
 def _plain_styles(archive: Archive) -> frozenset[int]:
+    """The workbook's styles that show a number as it is, made once for each xl/styles.xml (as _layout)."""
     key = archive.fingerprint("xl/styles.xml")
-    plain = _styles.get(key)
-    if plain is None:
-        if len(_styles) >= 64:
-            _styles.clear()
-        plain = _styles[key] = plain_styles(archive.read("xl/styles.xml")) if key else frozenset({0})
+    if key is None:  # no styles: every cell has the default format
+        return frozenset({0})
+    known = _styles.get(key)
+    if known is not None and archive.holds("xl/styles.xml", known[1]):
+        return known[0]
+    seen = archive.seen("xl/styles.xml")
+    if len(_styles) >= 64:
+        _styles.clear()
+    plain = plain_styles(seen.content)
+    _styles[key] = (plain, seen)
     return plain
 
 

@@ -93,16 +93,31 @@ class Archive:
         entry = self.entries.get(name)
         return None if entry is None else (entry.crc, entry.size)
 
-    def read(self, name: str) -> bytes:
+    def seen(self, name: str) -> Seen:
+        """The member as a cache of what was made from it remembers it: its content and its stored bytes."""
+        return Seen(self.read(name), [self._stored(name, self.entries.get(name))])
+
+    def holds(self, name: str, seen: Seen) -> bool:
+        """True when the member holds that content: its stored bytes are ones seen before (no inflating: the same
+        bytes inflate alike), or else it inflates, CRC intact, to the same content (then its bytes are remembered:
+        the same part deflated by another writer). A damaged member whose directory entry still gives the known CRC
+        and size is read, and found damaged (Unusual), like any other."""
         entry = self.entries.get(name)
         if entry is None:
-            raise Unusual(f"no member {name}")
-        data = self.data
-        if len(data) < entry.offset + 30 or struct.unpack_from("<I", data, entry.offset)[0] != _LOCAL_SIGNATURE:
-            raise Unusual(f"no local header for {name}")
-        name_length, extra_length = struct.unpack_from("<HH", data, entry.offset + 26)
-        start = entry.offset + 30 + name_length + extra_length
-        stored = data[start:start + entry.compressed]
+            return False
+        stored = self._stored(name, entry)
+        if stored in seen.stored:
+            return True
+        if self.read(name) != seen.content:
+            return False
+        if len(seen.stored) < SEEN_FORMS:
+            seen.stored.append(stored)
+        return True
+
+    def read(self, name: str) -> bytes:
+        entry = self.entries.get(name)
+        stored = self._stored(name, entry)
+        assert entry is not None
         try:
             content = stored if entry.method == 0 else zlib.decompressobj(-15).decompress(stored, entry.size + 1)
         except zlib.error as exc:
@@ -112,6 +127,28 @@ class Archive:
         if not prolog_is_plain(content):  # a DTD may declare entities: the guard before calamine refuses it
             raise Unusual(f"{name} has more than a declaration before its root element")
         return content
+
+    def _stored(self, name: str, entry: Entry | None) -> bytes:
+        if entry is None:
+            raise Unusual(f"no member {name}")
+        data = self.data
+        if len(data) < entry.offset + 30 or struct.unpack_from("<I", data, entry.offset)[0] != _LOCAL_SIGNATURE:
+            raise Unusual(f"no local header for {name}")
+        name_length, extra_length = struct.unpack_from("<HH", data, entry.offset + 26)
+        start = entry.offset + 30 + name_length + extra_length
+        return data[start:start + entry.compressed]
+
+
+SEEN_FORMS = 4  # the stored forms of a part remembered: as issued, as Excel, WPS or openpyxl deflate it
+
+
+@dataclass
+class Seen:
+    """A member as it was when something was made from it and kept (a layout, a workbook's plain styles): its
+    content, and the stored bytes it has been found in."""
+
+    content: bytes
+    stored: list[bytes]
 
 
 def _central_directory(data: bytes) -> dict[str, Entry]:

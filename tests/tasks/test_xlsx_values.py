@@ -22,7 +22,7 @@ from tasks.issue_workbooks import UnitToIssue, write_workbooks
 from tasks.workbook_read import RawWorkbook, read_workbook
 from tasks.workbook_template import build_template
 from tasks.xlsx_patch import XlsxPatcher
-from tasks.xlsx_values import Unusual
+from tasks.xlsx_values import Archive, Unusual
 from tests.factories import valid_figures
 
 T2, T3 = "表二 主动公开", "表三 依申请公开"
@@ -277,3 +277,31 @@ def test_a_fast_path_that_trips_falls_back_and_never_raises(issued: Path, form: 
     monkeypatch.setattr(workbook_read, "_read_usual", trips)
     raw = read_workbook(data, form)
     assert (raw.identity, raw.issues) == (expected.identity, []) and raw.values == expected.values
+
+
+def _archive(content: bytes, compression: int, level: int | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=compression, compresslevel=level) as zf:
+        zf.writestr("xl/workbook.xml", content)
+    return buffer.getvalue()
+
+
+def test_a_part_seen_before_is_known_by_its_bytes_or_its_content_never_by_its_crc_alone() -> None:
+    """What the layout and style caches stand on (tasks/workbook_read.py): a part is the one seen when its stored
+    bytes are, or when it inflates, CRC intact, to the same content; a damaged copy behind an intact directory
+    entry is read and refused (Unusual), not taken for the part it claims to be."""
+    content = b'<?xml version="1.0"?><workbook>' + b'<sheet name="x" sheetId="1"/>' * 50 + b"</workbook>"
+    seen = Archive(_archive(content, zipfile.ZIP_DEFLATED, 1)).seen("xl/workbook.xml")
+    assert seen.content == content and len(seen.stored) == 1
+
+    assert Archive(_archive(content, zipfile.ZIP_DEFLATED, 1)).holds("xl/workbook.xml", seen)
+    other_writer = _archive(content, zipfile.ZIP_DEFLATED, 9)
+    assert Archive(other_writer).holds("xl/workbook.xml", seen) and len(seen.stored) == 2  # remembered
+    assert not Archive(_archive(content.replace(b'"x"', b'"y"'), zipfile.ZIP_DEFLATED, 1)).holds(
+        "xl/workbook.xml", seen)
+
+    stored = _archive(content, zipfile.ZIP_STORED)
+    damaged = stored.replace(b'sheetId="1"', b'sheetId="7"', 1)  # the directory's CRC and size still the part's
+    assert Archive(stored).holds("xl/workbook.xml", seen)
+    with pytest.raises(Unusual, match="damaged"):
+        Archive(damaged).holds("xl/workbook.xml", seen)
