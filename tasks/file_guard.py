@@ -33,9 +33,12 @@ _XML_MEMBER = (".xml", ".rels", ".vml")
 _MACRO_FOLDERS = ("xl/macrosheets/", "xl/dialogsheets/")  # Excel 4.0 macro sheets and dialogs
 _MACRO_MARKERS = ("vbaproject.bin", *_MACRO_FOLDERS)
 _ROOT = re.compile(rb"<[A-Za-z_]")
-# a start tag: its prefix, local name and attributes (quoted values may hold ">")
-_START_TAG = re.compile(rb"""<(?:([A-Za-z_][\w.-]*):)?([A-Za-z_][\w.-]*)([^>"']*(?:(?:"[^"]*"|'[^']*')[^>"']*)*)>""")
-_NAMESPACE_DECLARATION = re.compile(rb"""(?:^|\s)xmlns(?::([A-Za-z_][\w.-]*))?\s*=\s*(["'])(.*?)\2""", re.DOTALL)
+# a start tag: its prefix, local name and attributes (quoted values may hold ">"); possessive, so that a tag that
+# never closes costs one pass over the part, not a backtracking search of it
+_START_TAG = re.compile(rb"""<(?:([A-Za-z_][\w.-]*+):)?([A-Za-z_][\w.-]*+)((?:[^>"']++|"[^"]*+"|'[^']*+')*+)>""")
+_ATTRIBUTE = re.compile(rb"""([^\s=/>"']++)\s*+=\s*+(?:"([^"]*+)"|'([^']*+)')""")
+_DECLARATION = re.compile(rb"""\sxmlns(?::([A-Za-z_][\w.-]*+))?\s*+=\s*+(?:"([^"]*+)"|'([^']*+)')""")
+_UNPREFIXED_CONTENT = re.compile(rb"<(?:sheetData|row|c)[\s/>]")
 SHEET_NAMESPACES = (b"http://schemas.openxmlformats.org/spreadsheetml/2006/main",  # as Excel and WPS save
                     b"http://purl.oclc.org/ooxml/spreadsheetml/main")  # Excel's "Strict Open XML"
 
@@ -135,16 +138,43 @@ def prolog_is_plain(content: bytes) -> bool:
 
 
 def worksheet_outside_namespace(xml: bytes) -> bool:
-    """True when the part's root element is a worksheet, but not SpreadsheetML's: its prefix (or none) bound to
-    another namespace, or to none at all. A namespace-aware reader (Excel) finds no cell in such a sheet and calls
+    """True when the part's root element is a worksheet whose content is not in SpreadsheetML's namespace: the
+    root's prefix (or none) bound to another namespace or to none, bound again to another below the root, or a
+    prefixed root over unprefixed content. A namespace-aware reader (Excel) finds no cell in such a sheet and calls
     the file damaged; calamine and the fast path, matching names alone, would read its figures."""
-    first = _ROOT.search(xml)  # the first start tag: past the XML declaration (a comment or DTD: not Excel's)
-    root = _START_TAG.match(xml, first.start()) if first is not None else None
+    root = _root_tag(xml)
     if root is None or root.group(2) != b"worksheet":
         return False
     prefix = root.group(1) or b""  # b"": the default namespace
-    bound = [uri for declared, _, uri in _NAMESPACE_DECLARATION.findall(root.group(3)) if declared == prefix]
-    return not bound or bound[0] not in SHEET_NAMESPACES
+    bound = {name[6:]: double or single for name, double, single in _ATTRIBUTE.findall(root.group(3))
+             if name == b"xmlns" or name.startswith(b"xmlns:")}
+    if bound.get(prefix) not in SHEET_NAMESPACES:
+        return True
+    at = xml.find(b"xmlns", root.end())  # below the root (Excel declares x14, mc ... there: other prefixes)
+    while at >= 0:
+        declared = _DECLARATION.match(xml, at - 1)
+        if declared and (declared.group(1) or b"") == prefix and \
+                (declared.group(2) or declared.group(3) or b"") not in SHEET_NAMESPACES:
+            return True
+        at = xml.find(b"xmlns", at + 5)
+    return bool(prefix) and bound.get(b"") not in SHEET_NAMESPACES and \
+        _UNPREFIXED_CONTENT.search(xml, root.end()) is not None
+
+
+def _root_tag(xml: bytes) -> re.Match[bytes] | None:
+    """The root element's start tag: past the XML declaration, processing instructions and comments."""
+    at = 0
+    while (at := xml.find(b"<", at)) >= 0:
+        if xml.startswith(b"<?", at):
+            end = xml.find(b"?>", at + 2)
+        elif xml.startswith(b"<!--", at):
+            end = xml.find(b"-->", at + 4)
+        else:
+            return _START_TAG.match(xml, at)
+        if end < 0:
+            return None
+        at = end + 2
+    return None
 
 
 def names_hold_macros(names: str) -> str | None:
