@@ -94,18 +94,20 @@ class Archive:
         return None if entry is None else (entry.crc, entry.size)
 
     def seen(self, name: str) -> Seen:
-        """The member as a cache of what was made from it remembers it: its content and its stored bytes."""
-        return Seen(self.read(name), [self._stored(name, self.entries.get(name))])
+        """The member as a cache of what was made from it remembers it: its content and its stored form."""
+        content = self.read(name)
+        entry = self.entries[name]
+        return Seen(content, [(entry.method, self._stored(name, entry))])
 
     def holds(self, name: str, seen: Seen) -> bool:
-        """True when the member holds that content: its stored bytes are ones seen before (no inflating: the same
-        bytes inflate alike), or else it inflates, CRC intact, to the same content (then its bytes are remembered:
-        the same part deflated by another writer). A damaged member whose directory entry still gives the known CRC
-        and size is read, and found damaged (Unusual), like any other."""
+        """True when the member holds that content: its stored form (method and bytes) is one seen before (no
+        inflating: the same form inflates alike), or else it inflates, CRC intact, to the same content (then its
+        form is remembered: the same part deflated by another writer). A damaged member whose directory entry still
+        gives the known CRC and size is read, and found damaged (Unusual), like any other."""
         entry = self.entries.get(name)
         if entry is None:
             return False
-        stored = self._stored(name, entry)
+        stored = (entry.method, self._stored(name, entry))  # the same bytes stored, or deflated, are other content
         if stored in seen.stored:
             return True
         if self.read(name) != seen.content:
@@ -145,10 +147,10 @@ SEEN_FORMS = 4  # the stored forms of a part remembered: as issued, as Excel, WP
 @dataclass
 class Seen:
     """A member as it was when something was made from it and kept (a layout, a workbook's plain styles): its
-    content, and the stored bytes it has been found in."""
+    content, and the stored forms it has been found in (compression method and bytes)."""
 
     content: bytes
-    stored: list[bytes]
+    stored: list[tuple[int, bytes]]  # (compression method, stored bytes)
 
 
 def _central_directory(data: bytes) -> dict[str, Entry]:

@@ -305,3 +305,8 @@ def test_a_part_seen_before_is_known_by_its_bytes_or_its_content_never_by_its_cr
     assert Archive(stored).holds("xl/workbook.xml", seen)
     with pytest.raises(Unusual, match="damaged"):
         Archive(damaged).holds("xl/workbook.xml", seen)
+    # found by a second reader: the bytes of a form seen, under another method in the directory, are other content
+    directory = stored.rindex(b"PK\x01\x02")
+    deflated_in_name = stored[:directory + 10] + struct.pack("<H", 8) + stored[directory + 12:]
+    with pytest.raises(Unusual, match="inflate|damaged"):
+        Archive(deflated_in_name).holds("xl/workbook.xml", seen)
