@@ -36,7 +36,9 @@ def summary_workbook(form: FormSpec, title: str, county: dict[str, Decimal], uni
                      accepted: AcceptedFigures | None = None) -> bytes:
     """The summary .xlsx: one sheet per statutory table with the county figures, then the per-unit breakdown
     (each unit's accepted figures as stored, or none), and their 合计."""
-    patcher = _patcher(form)
+    # built for each report, not kept: a report runs in a process of its own (a served run, the CLI), and a kept
+    # template would carry the first report's times in its properties
+    patcher = XlsxPatcher(_template(form))
     fmt = format_value(form)
     patches: dict[str, dict[str, CellValue]] = {}
     for sheet in form.table_sheets:
@@ -56,17 +58,6 @@ def summary_workbook(form: FormSpec, title: str, county: dict[str, Decimal], uni
     rows.append((("合计", "（各单位之和）", "", ""), [fmt(key, totals[key]) for key in keys]))
     # the breakdown's rows are made while the archive is written: a piece at a time, deflated on another thread
     return patcher.render(patches, {BREAKDOWN_SHEET: text_then_number_rows(3, rows)})
-
-
-_PATCHERS: dict[int, tuple[FormSpec, XlsxPatcher]] = {}  # by the form's identity; the form is kept (its id too)
-
-
-def _patcher(form: FormSpec) -> XlsxPatcher:
-    """The form's summary template, made once a process (openpyxl: ~0.1 s, a twentieth of a province's report)."""
-    kept = _PATCHERS.get(id(form))
-    if kept is None or kept[0] is not form:
-        kept = _PATCHERS[id(form)] = (form, XlsxPatcher(_template(form)))
-    return kept[1]
 
 
 def _template(form: FormSpec) -> bytes:

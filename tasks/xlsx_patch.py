@@ -105,8 +105,8 @@ class _SheetCells:
 
 @dataclass(frozen=True)
 class SheetRows:
-    """Rows of sheet XML to append, as pieces (made while the archive is written, for a large sheet), how many
-    rows they are and the last cell they reach (for the sheet's <dimension>)."""
+    """Rows of sheet XML to append, as pieces (made while the archive is written, for a large sheet; iterable
+    again), how many rows they are and the last cell they reach (for the sheet's <dimension>)."""
 
     pieces: Iterable[str]
     count: int
@@ -147,7 +147,18 @@ def text_then_number_rows(first_row: int, rows: Sequence[tuple[Sequence[str], Se
     """
     width = max((len(texts) + len(numbers) for texts, numbers in rows), default=0)
     last_cell = f"{get_column_letter(max(width, 1))}{first_row + max(len(rows), 1) - 1}"
-    return SheetRows(_rows_in_pieces(first_row, rows), len(rows), last_cell)
+    return SheetRows(_RowPieces(first_row, rows), len(rows), last_cell)
+
+
+@dataclass(frozen=True)
+class _RowPieces:
+    """The rows' XML a piece at a time, made again each time it is iterated (a SheetRows may be written twice)."""
+
+    first_row: int
+    rows: Sequence[tuple[Sequence[str], Sequence[str]]]
+
+    def __iter__(self) -> Iterator[str]:
+        return _rows_in_pieces(self.first_row, self.rows)
 
 
 def _rows_in_pieces(first_row: int, rows: Sequence[tuple[Sequence[str], Sequence[str]]]) -> Iterator[str]:

@@ -82,3 +82,9 @@ def test_a_breakdown_written_in_many_pieces_keeps_every_row_in_order(form: FormS
     assert [row[licence] for row in rows] == [n if n % 4 else None for n in range(23)] + [
         sum(n for n in range(23) if n % 4)]
     assert sheet.max_row == 2 + len(units) + 1 and sheet.max_column == 4 + len(keys)
+
+
+def test_rows_given_once_are_written_alike_every_time() -> None:
+    """A SheetRows made a piece at a time can be written twice: the second copy holds the rows too."""
+    rows = xlsx_patch.text_then_number_rows(3, [(("T001", "城关镇"), ("1", "2.5")), (("T002", "河口乡"), ("3", "4"))])
+    assert "".join(rows.pieces) == "".join(rows.pieces) and '<c r="D4"><v>4</v></c>' in "".join(rows.pieces)
