@@ -1,7 +1,8 @@
 """The scheduled runs: each works on every campaign still open, so a run needs no parameters.
 
 A schedule cannot know the year; the database does. Each flow here lists the open campaigns and runs the
-per-year flow (a subflow, so its own run shows in the UI) for each; each of those refreshes its campaign's progress.
+per-year flow (a subflow, so its own run shows in the UI) for each. The ingest and the chase refresh the campaign's
+progress artifacts (the ingest on every run, files or none); the draft report writes the report's own.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def chase_open_campaigns() -> list[ChaseSummary]:
 
 @flow(name="draft-open-campaigns", flow_run_name=run_name("定时汇总草稿"))
 def draft_open_campaigns() -> list[ReportSummary]:
-    """Compile a draft county report of every open campaign (it refreshes the campaign's progress itself)."""
+    """Compile a draft county report of every open campaign (each writes its campaign-YEAR-report artifact)."""
     return _each_open_campaign("draft report", lambda year: compile_report(year, kind="draft", return_state=True))
 
 
