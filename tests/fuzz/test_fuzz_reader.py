@@ -214,15 +214,26 @@ def _b8(value: bytes) -> bytes:
     return b'<c r="B8" s="6" t="n"><v>%s</v></c>' % value
 
 
+NAMESPACE_EDITS: dict[str, Callable[[bytes], bytes]] = {
+    "prefixed": lambda xml: xml.replace(b'xmlns="', b'xmlns:y="', 1),
+    "other": lambda xml: xml.replace(b'xmlns="', b'xmlns="urn:other" xmlns:was="', 1),
+    "other-after-comment": lambda xml: xml.replace(b"<worksheet", b"<!--<a>--><worksheet", 1).replace(
+        b'xmlns="', b'xmlns="urn:other" xmlns:was="', 1),
+    "below-the-root": lambda xml: xml.replace(b"<sheetData>", b'<sheetData xmlns="urn:other">', 1),
+}
+
+
 @pytest.mark.parametrize("seed", ["openpyxl", "patched"])
-@pytest.mark.parametrize("namespace", [b'xmlns:y="', b'xmlns="urn:other" xmlns:was="'])
+@pytest.mark.parametrize("edit", sorted(NAMESPACE_EDITS))
 def test_a_sheet_outside_its_namespace_is_refused_as_damaged(seeds: Seeds, oracle: Oracle, form: FormSpec,
-                                                              seed: str, namespace: bytes) -> None:
-    """文字部分 with xmlns="..." made xmlns:y="..." (or bound to another namespace): to a namespace-aware reader
-    (Excel) it holds no cell at all, and the file is damaged. Found by the fuzzer: both readers, matching names
-    alone, read its figures and accepted it. Now both paths refuse it, and say which sheet."""
-    data = _edited(seeds.returns[seed], "xl/worksheets/sheet5.xml",
-                   lambda xml: xml.replace(b'xmlns="', namespace, 1))
+                                                              seed: str, edit: str) -> None:
+    """文字部分 with xmlns="..." made xmlns:y="..." (or bound to another namespace, or its content bound to another
+    below the root): to a namespace-aware reader (Excel) it holds no cell at all, and the file is damaged. Found by
+    the fuzzer: both readers, matching names alone, read its figures and accepted it. Now both paths refuse it, and
+    say which sheet."""
+    sheet = dict(_members(seeds.returns[seed]))["xl/worksheets/sheet5.xml"]
+    assert NAMESPACE_EDITS[edit](sheet) != sheet
+    data = _edited(seeds.returns[seed], "xl/worksheets/sheet5.xml", NAMESPACE_EDITS[edit])
     verdict = oracle.judge(data)
     assert (verdict.accepted, verdict.codes, verdict.findings) == (False, ("corrupt-workbook",), [])
     note = "工作表sheet5.xml不是Excel工作表的格式（XML命名空间不对）"
