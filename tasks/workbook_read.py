@@ -151,7 +151,7 @@ _layouts: dict[tuple[str, str, tuple[int, int] | None, tuple[int, int] | None], 
 
 def _layout(form: FormSpec, archive: Archive) -> _Layout:
     """Where each form cell is, made once for each xl/workbook.xml and its relationships: found again by their
-    CRC-32 and size in the central directory, and used once their stored bytes are the same (most returns of a
+    CRC-32 and size in the central directory, and used once their stored form is one seen (most returns of a
     campaign: not even inflated) or they inflate, CRC intact, to the same content. A part damaged behind an intact
     directory entry is read, and the file goes to the other path, which refuses it."""
     key = (form.form_id, form.version, archive.fingerprint(_WORKBOOK), archive.fingerprint(_RELATIONSHIPS))

@@ -107,7 +107,7 @@ class Archive:
         entry = self.entries.get(name)
         if entry is None:
             return False
-        stored = (entry.method, self._stored(name, entry))  # the same bytes stored, or deflated, are other content
+        stored = (entry.method, self._stored(name, entry))  # the same bytes read as stored or as deflated differ
         if stored in seen.stored:
             return True
         if self.read(name) != seen.content:
