@@ -66,7 +66,7 @@ def prefect_server(prefect_home: Path, port: int = DEFAULT_PORT, wait_seconds: f
         process = subprocess.Popen(server_command(port), env=server_environment(prefect_home, url),
                                    stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_healthy(process, url, wait_seconds, prefect_home / "server.log")
+            wait_healthy(process, url, wait_seconds, prefect_home / "server.log")
             yield url
         finally:
             stop_process(process)
@@ -82,12 +82,20 @@ def stop_process(process: subprocess.Popen[bytes], grace_seconds: float = 20) ->
         process.wait()
 
 
-def _wait_healthy(process: subprocess.Popen[bytes], url: str, wait_seconds: float, log: Path) -> None:
+def wait_healthy(process: subprocess.Popen[bytes], url: str, wait_seconds: float, log: Path) -> None:
+    """Return once the server at `url` answers; raise ServerError, naming the log, if it exits or never does."""
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServerError(f"prefect server exited with code {process.returncode}; see {log}")
+            raise ServerError(f"prefect server exited with code {process.returncode}; {log} ends:\n{_tail(log)}")
         if is_healthy(url):
             return
         time.sleep(0.5)
-    raise ServerError(f"prefect server did not answer at {url} within {wait_seconds:.0f} s; see {log}")
+    raise ServerError(f"prefect server did not answer at {url} within {wait_seconds:.0f} s; {log} ends:\n{_tail(log)}")
+
+
+def _tail(log: Path, characters: int = 3000) -> str:
+    try:
+        return log.read_text(errors="replace")[-characters:]
+    except OSError as error:
+        return f"(unreadable: {error})"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -60,9 +59,3 @@ def open_campaign(settings: Settings, units_file: Path, form: FormSpec) -> Opene
         campaign = get_campaign(session=session, form=form, year=YEAR)
         session.expunge(campaign)
     return Opened(settings, form, campaign)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

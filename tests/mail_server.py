@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import email
 import ipaddress
-import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.ports import free_port
 
 
 @dataclass
@@ -60,12 +61,6 @@ class Handler:
             return "451 4.3.0 Mailbox busy, try again later"
         self.behaviour.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 2.0.0 Message accepted"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

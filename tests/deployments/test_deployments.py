@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import socket
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -113,3 +115,21 @@ def test_serve_uses_a_configured_server_and_starts_none(tmp_path: Path, monkeypa
     with prefect_server(tmp_path / "prefect-server", port=1) as url:
         assert url == "http://prefect.county.example:4200/api"
     assert not (tmp_path / "prefect-server").exists()
+
+
+def test_a_server_that_cannot_take_its_port_fails_at_once_with_its_own_words(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Something else (not a Prefect API) listens on the port: the error comes when the server exits, not after the
+    whole wait, and carries the server's own reason, since the log's folder may be gone by the time anyone looks."""
+    from deployments.server import ServerError, prefect_server
+    from tests.ports import free_port
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", free_port()))
+        squatter.listen()
+        started = time.monotonic()
+        with pytest.raises(ServerError, match="already in use"), \
+                prefect_server(tmp_path / "prefect-server", port=squatter.getsockname()[1], wait_seconds=300):
+            pytest.fail("no server can have started on a port in use")
+    assert time.monotonic() - started < 120  # the server's exit ended the wait, not the 300 s

@@ -15,12 +15,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -46,7 +45,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
 from cli.simulate import fill_by_names
-from deployments.server import is_healthy, server_command, server_environment, stop_process
+from deployments.server import server_command, server_environment, stop_process, wait_healthy
 from flows.open_collection import open_collection
 from flows.part_summary import read_parts
 from schemas.form_spec import FormSpec, get_form
@@ -56,6 +55,7 @@ from tasks.db import get_engine
 from tasks.xlsx_patch import XlsxPatcher
 from tests.conftest import DEADLINE, NO_POSTGRES, POSTGRES_URL
 from tests.factories import register_units, valid_figures
+from tests.ports import free_port
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)
 
@@ -75,13 +75,6 @@ class Stack:
     home: Path  # the shared data folder
     database_url: str  # the project database (PostgreSQL)
     logs: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _environment(prefect_home: Path, api: str, **extra: str) -> dict[str, str]:
@@ -106,7 +99,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs = root / "logs"
     logs.mkdir()
     with temporary_database(POSTGRES_URL) as prefect_db, temporary_database(POSTGRES_URL) as project_db:
-        port = _free_port()
+        port = free_port()
         api = f"http://127.0.0.1:{port}/api"
         server_env = server_environment(root / "server", api)
         server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = make_url(prefect_db).set(
@@ -120,7 +113,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             with (logs / "server.log").open("ab") as out:
                 processes.append(subprocess.Popen(server_command(port), env=server_env, stdout=out,
                                                   stderr=subprocess.STDOUT))
-            _wait(lambda: is_healthy(api), 90, "prefect server", logs / "server.log")
+            wait_healthy(processes[0], api, 90, logs / "server.log")
             cli = _environment(root / "cli", api)
             _cli(["work-pool", "create", "nianbao", "--type", "process"], cli, logs / "cli.log")
             _cli(["--no-prompt", "deploy", "--all"], cli, logs / "cli.log")  # prefect.yaml, as the README says
@@ -142,13 +135,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         finally:
             for process in reversed(processes):
                 stop_process(process)
-
-
-def _wait(ready: Callable[[], bool], seconds: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + seconds
-    while not ready():
-        assert time.monotonic() < deadline, f"{what} not ready:\n{log.read_text(errors='replace')[-3000:]}"
-        time.sleep(0.5)
 
 
 # --------------------------------------------------------------------------- the units' returns

@@ -10,7 +10,6 @@ import imaplib
 import os
 import pwd
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.mail_server import self_signed
+from tests.ports import free_port
 
 DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
 USER = "nianbao@county.example"
@@ -77,7 +77,8 @@ def start_dovecot() -> ImapServer:
     if os.geteuid() == 0:
         entry = pwd.getpwnam(mail_user)
         os.chown(mail_dir, entry.pw_uid, entry.pw_gid)
-    imap_port, imaps_port = _free_port(), _free_port()
+    imap_port = free_port()
+    imaps_port = free_port(taken=frozenset({imap_port}))
     conf = folder / "dovecot.conf"
     conf.write_text(f"""
 protocols = imap
@@ -151,9 +152,3 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     cert, key = self_signed(folder)  # the SMTP tests' throwaway certificate for 127.0.0.1
     key.chmod(0o600)  # dovecot refuses a key others may read
     return cert, key
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -19,8 +19,9 @@ from schemas.settings import Settings, get_settings
 from schemas.tables import MailboxMessage, Submission, Unit
 from tasks.db import get_engine
 from tasks.mailbox import Mailbox, MailboxConfig, MailboxError, mailbox_config
-from tests.channels import YEAR, Opened, free_port
+from tests.channels import YEAR, Opened
 from tests.mailbox.dovecot import ImapServer
+from tests.ports import free_port
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 XLSX = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")

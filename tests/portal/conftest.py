@@ -14,7 +14,8 @@ import uvicorn
 from portal.app import create_app
 from schemas.form_spec import FormSpec
 from schemas.settings import Settings
-from tests.channels import Opened, free_port, open_campaign
+from tests.channels import Opened, open_campaign
+from tests.ports import free_port
 
 MAX_UPLOAD = 200_000  # small, so the size-limit tests send little; a filled workbook is ~30 KB
 

@@ -25,10 +25,11 @@ from portal.app import create_app
 from schemas.settings import Settings
 from schemas.tables import Assignment, Unit
 from tasks.db import get_engine
-from tests.channels import YEAR, Opened, free_port
+from tests.channels import YEAR, Opened
 from tests.factories import valid_figures
 from tests.flows.test_unit_reports import docx_tables, expected_tables, html_tables
 from tests.portal.test_upload_page import _client, _upload
+from tests.ports import free_port
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 TYPES = {"docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",

@@ -35,7 +35,8 @@ from tasks.mail_send import MailOutcome, MailSetupError, Outgoing, open_transpor
 from tasks.status import campaign_status
 from tests.conftest import DEADLINE
 from tests.factories import register_units
-from tests.mail_server import Behaviour, free_port, self_signed, smtp_server
+from tests.mail_server import Behaviour, self_signed, smtp_server
+from tests.ports import free_port
 
 PASSWORD = "s3cret-Pa55word"
 

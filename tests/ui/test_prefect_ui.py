@@ -7,7 +7,6 @@ listed; screenshots go to tests/output/.
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from schemas.form_spec import FormSpec
 from schemas.settings import Settings
 from tests.conftest import DEADLINE
 from tests.factories import register_units, return_workbook, valid_figures
+from tests.ports import free_port
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -45,13 +45,6 @@ pytestmark = pytest.mark.skipif(
 def database_url() -> None:
     """SQLite only: what the browser sees does not depend on the project database (the flows test both)."""
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -88,7 +81,7 @@ def test_campaign_progress_and_units_are_visible_in_the_prefect_ui(
         settings: Settings, units_file: Path, form: FormSpec, tmp_path: Path, browser: webdriver.Chrome,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PREFECT_API_URL", raising=False)  # so that deployments.server starts a real server
-    port = _free_port()
+    port = free_port()
     with prefect_server(tmp_path / "prefect-server", port=port, wait_seconds=90) as api, \
             temporary_settings(updates={PREFECT_API_URL: api}):
         register_units(settings, units_file)
