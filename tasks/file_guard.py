@@ -161,6 +161,50 @@ def worksheet_outside_namespace(xml: bytes) -> bool:
         _UNPREFIXED_CONTENT.search(xml, root.end()) is not None
 
 
+def is_worksheet(xml: bytes) -> bool:
+    """True when the part's root element is a worksheet (under any prefix)."""
+    root = _root_tag(xml)
+    return root is not None and root.group(2) == b"worksheet"
+
+
+def cells_span(xml: bytes) -> tuple[int, int] | None:
+    """Where a part's rows and cells are, as calamine reads them: the content of its one sheetData element (calamine
+    reads no cell elsewhere), or all of it for a part that is neither a worksheet nor holds a cell (styles, strings,
+    an external link's cache...). None for a worksheet, or a part with cells, without one sheetData to hold them:
+    none (its start tag misspelt, say), two, or a start without its end. Excel calls such a file damaged, and the
+    readers would not agree on it (calamine reads no cell of it, the fast path would read every one). A part with
+    cells, not only one whose root says worksheet: calamine reads a sheet whatever its root is called."""
+    if not is_worksheet(xml) and _CELL_TAG.search(xml) is None:  # (an external link's cache has <cell>s)
+        return 0, len(xml)
+    start, end = xml.find(b"<sheetData>"), xml.rfind(b"</sheetData>")
+    if 0 <= start < end and _nowhere(xml, b"sheetData", (0, start), (start + 11, end), (end + 12, len(xml))):
+        return start + 11, end  # as Excel, WPS and openpyxl write it: the name twice, no regex needed
+    tags = _sheet_data_tags(xml)
+    if len(tags) == 1 and tags[0].group(1) == b"" and xml[tags[0].end() - 2] == ord("/"):  # <sheetData/>
+        return tags[0].end(), tags[0].end()
+    if len(tags) == 2 and tags[0].group(1) == b"" and xml[tags[0].end() - 2] != ord("/") and tags[1].group(1):
+        return tags[0].end(), tags[1].start()
+    return None
+
+
+def _nowhere(xml: bytes, name: bytes, *spans: tuple[int, int]) -> bool:
+    return all(xml.find(name, start, end) < 0 for start, end in spans)
+
+
+def _sheet_data_tags(xml: bytes) -> list[re.Match[bytes]]:
+    """The part's sheetData start, end and empty-element tags, in order. Two finds from either end where the name
+    occurs once or twice, as in a sound sheet (a regex over a sheet's thousands of tags costs ten times as much);
+    the regex where it occurs more often (a sheet with it in a cell's text, say)."""
+    first, last = xml.find(b"sheetData"), xml.rfind(b"sheetData")
+    if first < 0:
+        return []
+    if first == last or xml.find(b"sheetData", first + 9, last) < 0:
+        spots = (first,) if first == last else (first, last)
+        tags = (_SHEET_DATA_TAG.match(xml, xml.rfind(b"<", 0, at)) for at in spots)
+        return [tag for tag, at in zip(tags, spots, strict=True) if tag is not None and tag.end() > at]
+    return list(_SHEET_DATA_TAG.finditer(xml))
+
+
 def _root_tag(xml: bytes) -> re.Match[bytes] | None:
     """The root element's start tag: past the XML declaration, processing instructions and comments."""
     at = 0
@@ -221,6 +265,10 @@ _SHEET_TAG = re.compile(rb"<" + _PREFIX + rb"row(?=[\s/>])([^>]*)>|<" + _PREFIX 
                         + _PREFIX + rb"c>)", re.DOTALL)
 _REF = re.compile(rb"""\br=["']([A-Za-z]{0,3})([0-9]{0,10})["']""")
 _HOLDS_VALUE = re.compile(rb"<" + _PREFIX + rb"v>[^<]|<" + _PREFIX + rb"is[\s>]")
+# a sheetData tag: its "/" if an end tag; possessive, and no "<" inside (XML allows none in a tag), so that the
+# regex over a hostile part full of the name stays one pass
+_SHEET_DATA_TAG = re.compile(rb"<(/?)(?:[A-Za-z_][\w.-]*+:)?+sheetData(?=[\s/>])[^<>]*+>")
+_CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*+:)?+c[\s/>]")
 
 
 def guard_sheets(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
@@ -242,12 +290,17 @@ def _sheet_within(xml: bytes, name: str) -> None:
     """Place the cells as calamine does (a row or cell without r follows the one before): refuse a sheet that
     reaches too far, or that gives one cell twice (two values for 本年发出收费通知件数: which is the unit's? Excel
     calls such a file damaged and repairs it; calamine takes the first, the fast path would take the last).
-    Refuse a worksheet outside SpreadsheetML's namespace too."""
+    Refuse a worksheet outside SpreadsheetML's namespace too, and one without its one sheetData. Only the cells
+    calamine reads count: in a worksheet, those in its sheetData."""
     if worksheet_outside_namespace(xml):
         raise Refused("corrupt-workbook", f"工作表{_part_name(name)}不是Excel工作表的格式（XML命名空间不对）")
+    span = cells_span(xml)
+    if span is None:
+        raise Refused("corrupt-workbook",
+                      f"工作表{_part_name(name)}的结构已损坏：单元格数据区sheetData缺失、重复或不完整")
     row = column = last_row = last_column = cells = 0
     placed: set[tuple[int, int]] = set()
-    for match in _SHEET_TAG.finditer(xml):
+    for match in _SHEET_TAG.finditer(xml, *span):
         attributes = match.group(1) if match.group(1) is not None else match.group(2)
         ref = _REF.search(attributes)
         if match.group(1) is not None:  # a row

@@ -24,6 +24,8 @@ from xml.sax.saxutils import unescape
 from tasks.file_guard import (
     RATIO_GRACE,
     Refused,
+    cells_span,
+    is_worksheet,
     names_hold_macros,
     prolog_is_plain,
     refuse_member,
@@ -250,9 +252,15 @@ class Sheet:
             raise Unusual("a cell element without its address first, a comment or CDATA")  # Excel writes none
         if worksheet_outside_namespace(xml):  # the guard before calamine refuses the file
             raise Unusual("a worksheet outside SpreadsheetML's namespace")
+        if not is_worksheet(xml):  # Excel calls the file damaged; calamine reads it all the same
+            raise Unusual("a sheet whose root element is not a worksheet")
+        span = cells_span(xml)
+        if span is None:  # the guard before calamine refuses the file
+            raise Unusual("a worksheet without its one sheetData")
         self.xml = xml
-        # address -> (address, attributes, value text): b"" for a cell without a value
-        found = _CELL.findall(xml)
+        # address -> (address, attributes, value text): b"" for a cell without a value. Only those in the
+        # sheetData, as calamine reads them (Excel calls a cell elsewhere damaged, and leaves it out when it repairs)
+        found = _CELL.findall(xml, *span)
         self.cells: dict[bytes, tuple[bytes, bytes, bytes]] = {cell[0]: cell for cell in found}
         if len(self.cells) != len(found):  # a cell given twice: the guard before calamine refuses the file
             raise Unusual("a cell written twice")

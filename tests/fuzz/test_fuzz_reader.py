@@ -255,6 +255,66 @@ def test_a_sheet_in_its_namespace_under_a_prefix_is_read(seeds: Seeds, oracle: O
     assert (verdict.accepted, verdict.codes, verdict.findings) == (True, (), [])
 
 
+SHEET_DATA_EDITS: dict[str, Callable[[bytes], bytes]] = {
+    "start-misspelt": lambda xml: xml.replace(b"<sheetData>", b"<sheetDita>", 1),  # found by the fuzzer
+    "end-misspelt": lambda xml: xml.replace(b"</sheetData>", b"</sheetDita>", 1),
+    "two": lambda xml: xml.replace(b"</sheetData>", b'</sheetData><sheetData><row r="40"/></sheetData>', 1),
+    # found by a second reader: calamine reads a sheet whatever its root is called, the guard looked at worksheets
+    "root-renamed": lambda xml: xml.replace(b"<worksheet ", b"<chartsheet ", 1).replace(
+        b"</worksheet>", b"</chartsheet>").replace(b"<sheetData>", b"<sheetDita>", 1),
+}
+
+
+@pytest.mark.parametrize("seed", ["openpyxl", "patched"])
+@pytest.mark.parametrize("edit", sorted(SHEET_DATA_EDITS))
+def test_a_sheet_without_its_one_sheet_data_is_refused_as_damaged(seeds: Seeds, oracle: Oracle, form: FormSpec,
+                                                                   seed: str, edit: str) -> None:
+    """文字部分 with its sheetData start tag misspelt (or its end, or a second sheetData): Excel calls the file
+    damaged. Found by the fuzzer as the readers disagreeing: calamine read no cell of the sheet, the fast path every
+    one, and the file was accepted or refused by which path read it. Now both paths refuse it, and say which sheet."""
+    sheet = dict(_members(seeds.returns[seed]))["xl/worksheets/sheet5.xml"]
+    assert SHEET_DATA_EDITS[edit](sheet) != sheet
+    data = _edited(seeds.returns[seed], "xl/worksheets/sheet5.xml", SHEET_DATA_EDITS[edit])
+    verdict = oracle.judge(data)
+    assert (verdict.accepted, verdict.codes, verdict.findings) == (False, ("corrupt-workbook",), [])
+    note = "工作表sheet5.xml的结构已损坏：单元格数据区sheetData缺失、重复或不完整"
+    for fast in (True, False):
+        [issue] = read_workbook(data, form, "城关镇.xlsx", fast_path=fast).issues
+        assert (issue.code, issue.note) == ("corrupt-workbook", note)
+
+
+@pytest.mark.parametrize("seed", ["openpyxl", "patched"])
+def test_cells_outside_the_sheet_data_are_read_by_neither_path(seeds: Seeds, oracle: Oracle, form: FormSpec,
+                                                                seed: str) -> None:
+    """本年发出收费通知件数 (B8) and the fee billed (B9) given again, as 21 and 7, after the sheetData: calamine reads
+    no cell outside the sheetData, and Excel, which calls the file damaged, leaves them out when it repairs it. The
+    guard counted them (B8 given twice: refused) and the fast path read them. Now both paths read the sheet as
+    calamine does: the return is accepted with the figures of its sheetData, as if nothing had been added."""
+    sheet = dict(_members(seeds.returns[seed]))["xl/worksheets/sheet5.xml"]
+    outside = b'</sheetData><c r="B8"><v>21</v></c><row r="9"><c r="B9"><v>7</v></c></row>'
+    data = _edited(seeds.returns[seed], "xl/worksheets/sheet5.xml", lambda xml: xml.replace(b"</sheetData>", outside))
+    verdict = oracle.judge(data)
+    assert (verdict.accepted, verdict.findings) == (True, [])
+    for fast in (True, False):  # each path as it reads the return without them (an empty cell: None or "")
+        read = read_workbook(data, form, "城关镇.xlsx", fast_path=fast)
+        clean = read_workbook(seeds.returns[seed], form, "城关镇.xlsx", fast_path=fast)
+        assert (read.issues, read.values) == ([], clean.values)
+    assert sheet != dict(_members(data))["xl/worksheets/sheet5.xml"]
+
+
+def test_a_sheet_full_of_the_name_sheet_data_is_read_in_one_pass(seeds: Seeds, oracle: Oracle) -> None:
+    """A label cell's text made of "sheetData" 600,000 times (a 370 KB upload, 6 MB inflated): a first version
+    looked back from each for the tag it might be in, and took a minute over this file (the oracle's limit: 10 s)."""
+    rng = random.Random(1)
+    text = b"".join(b"sheetData" + bytes(rng.choices(b"ab", k=1)) for _ in range(600_000))
+    label = b'<c r="A1" s="1" t="inlineStr"><is><t>'
+    assert label in dict(_members(seeds.returns["patched"]))["xl/worksheets/sheet5.xml"]
+    data = _edited(seeds.returns["patched"], "xl/worksheets/sheet5.xml",
+                   lambda xml: xml.replace(label, label + text, 1))
+    verdict = oracle.judge(data)
+    assert (verdict.accepted, verdict.findings) == (True, [])
+
+
 @pytest.mark.xfail(strict=True, reason=LENIENT)
 def test_a_sheet_that_is_not_well_formed_is_not_accepted(seeds: Seeds, oracle: Oracle) -> None:
     """本年发出收费通知件数 2 -> 21 in a sheet with a malformed tag elsewhere: calamine reads on, a parser stops."""

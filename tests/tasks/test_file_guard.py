@@ -1,11 +1,12 @@
-"""What the guard takes for a worksheet outside SpreadsheetML's namespace (Excel would call the file damaged), and
-what it leaves alone: the namespaces Excel and WPS write, under a prefix or not, and parts that are not worksheets."""
+"""What the guard takes for a worksheet outside SpreadsheetML's namespace, or for one without its one sheetData
+(Excel would call the file damaged either way), and what it leaves alone: the namespaces Excel and WPS write, under
+a prefix or not, an empty sheet, and parts that are not worksheets. And where a part's cells are read."""
 
 from __future__ import annotations
 
 import pytest
 
-from tasks.file_guard import worksheet_outside_namespace
+from tasks.file_guard import cells_span, worksheet_outside_namespace
 
 MAIN = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
 DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -65,3 +66,66 @@ def test_a_prefixed_worksheet_over_unprefixed_content_is_found() -> None:
     both = f'<x:worksheet {x} {MAIN}><sheetData/></x:worksheet>'  # the default bound to ours too: in it
     assert not worksheet_outside_namespace(f"{DECLARATION}{both}".encode())
 
+
+
+ROW = '<row r="1"><c r="A1"><v>1</v></c></row>'
+
+
+def _span(body: str, root: str = f"<worksheet {MAIN}>", end: str = "</worksheet>") -> str | None:
+    """The text the cells are read from, or None for a worksheet refused."""
+    xml = f"{DECLARATION}{root}{body}{end}".encode()
+    span = cells_span(xml)
+    return None if span is None else xml[span[0]:span[1]].decode()
+
+
+@pytest.mark.parametrize(("body", "cells"), [
+    (f"<sheetData>{ROW}</sheetData>", ROW),
+    ("<sheetData/>", ""),  # an empty sheet
+    ("<sheetData />", ""),
+    ('<sheetViews><sheetView workbookViewId="0"/></sheetViews><cols><col min="1" max="2"/></cols>'
+     f'<sheetData>{ROW}<row r="2"/></sheetData><mergeCells count="1"><mergeCell ref="A1:B1"/></mergeCells>',
+     f'{ROW}<row r="2"/>'),
+    ('<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>sheetData</t></is></c></row></sheetData>',
+     '<row r="1"><c r="A1" t="inlineStr"><is><t>sheetData</t></is></c></row>'),
+    # a cell outside it: calamine reads none (Excel calls it damaged, and leaves it out when it repairs the file)
+    (f'<sheetData>{ROW}</sheetData><c r="B8"><v>21</v></c>', ROW),
+    (f'<row r="9"><c r="A1"><v>5</v></c></row><sheetData>{ROW}</sheetData>', ROW),
+])
+def test_a_worksheets_cells_are_read_in_its_sheet_data(body: str, cells: str) -> None:
+    assert _span(body) == cells
+
+
+def test_a_prefixed_worksheet_is_read_in_its_sheet_data_and_other_parts_whole() -> None:
+    x = 'xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    row = '<x:row r="1"><x:c r="A1"><x:v>1</x:v></x:c></x:row>'
+    assert _span(f"<x:sheetData>{row}</x:sheetData>", f"<x:worksheet {x}>", "</x:worksheet>") == row
+    # not worksheets: calamine reads a sheet wherever the relationships put it, so the guard looks at all of it
+    sst = f'{DECLARATION}<sst {MAIN}><si><t>sheetData</t></si></sst>'.encode()
+    assert cells_span(sst) == (0, len(sst))
+    chart = f'{DECLARATION}<chartsheet {MAIN}><sheetViews/></chartsheet>'.encode()
+    assert cells_span(chart) == (0, len(chart))
+    # an external link's cache of the other workbook's sheets: a sheetData each, its cells <cell>, not <c>
+    link = (f'{DECLARATION}<externalLink {MAIN}><externalBook><sheetDataSet><sheetData sheetId="0"><row r="1">'
+            '<cell r="A1"><v>1</v></cell></row></sheetData><sheetData sheetId="1"/></sheetDataSet></externalBook>'
+            '</externalLink>').encode()
+    assert cells_span(link) == (0, len(link))
+
+
+def test_a_part_with_cells_needs_its_one_sheet_data_whatever_its_root() -> None:
+    """calamine reads a sheet whatever its root element is called: the rule is the cells', not the root's."""
+    assert _span(f"<sheetDita>{ROW}</sheetData>", f"<chartsheet {MAIN}>", "</chartsheet>") is None
+    assert _span(f"<sheetData>{ROW}</sheetData><c r=\"B8\"/>", f"<chartsheet {MAIN}>", "</chartsheet>") == ROW
+
+
+@pytest.mark.parametrize("body", [
+    f"<sheetDita>{ROW}</sheetData>",  # its start misspelt (found by the fuzzer: the readers disagreed)
+    f"<sheetData>{ROW}</sheetDita>",  # its end
+    f"<sheetDita>{ROW}</sheetDita>",  # both: no sheetData at all
+    ROW,
+    f"<sheetData>{ROW}",
+    f"<sheetData>{ROW}</sheetData><sheetData>{ROW.replace('1', '2')}</sheetData>",  # two
+    f"<sheetData/><sheetData>{ROW}</sheetData>",
+    f"</sheetData><sheetData>{ROW}",  # its end before its start
+])
+def test_a_worksheet_without_its_one_sheet_data_is_refused(body: str) -> None:
+    assert _span(body) is None
