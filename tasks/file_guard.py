@@ -36,11 +36,20 @@ _ROOT = re.compile(rb"<[A-Za-z_]")
 # a start tag: its prefix, local name and attributes (quoted values may hold ">"); possessive, so that a tag that
 # never closes costs one pass over the part, not a backtracking search of it
 _START_TAG = re.compile(rb"""<(?:([A-Za-z_][\w.-]*+):)?([A-Za-z_][\w.-]*+)((?:[^>"']++|"[^"]*+"|'[^']*+')*+)>""")
+# what may come before the root element: text, processing instructions (the XML declaration among them), comments
+_PROLOG = re.compile(rb"(?:[^<]++|<\?.*?\?>|<!--.*?-->)*+", re.DOTALL)
 _ATTRIBUTE = re.compile(rb"""([^\s=/>"']++)\s*+=\s*+(?:"([^"]*+)"|'([^']*+)')""")
 _DECLARATION = re.compile(rb"""\sxmlns(?::([A-Za-z_][\w.-]*+))?\s*+=\s*+(?:"([^"]*+)"|'([^']*+)')""")
-_UNPREFIXED_CONTENT = re.compile(rb"<(?:sheetData|row|c)[\s/>]")
 SHEET_NAMESPACES = (b"http://schemas.openxmlformats.org/spreadsheetml/2006/main",  # as Excel and WPS save
                     b"http://purl.oclc.org/ooxml/spreadsheetml/main")  # Excel's "Strict Open XML"
+RELATIONSHIP_NAMESPACES = (b"http://schemas.openxmlformats.org/package/2006/relationships",)  # Strict's too
+# the parts that say where the figures are, by their root element: their namespaces, and the elements the readers
+# look for (matching names alone) in them
+_VOCABULARIES: dict[bytes, tuple[tuple[bytes, ...], re.Pattern[bytes]]] = {
+    b"worksheet": (SHEET_NAMESPACES, re.compile(rb"<(?:sheetData|row|c)[\s/>]")),
+    b"workbook": (SHEET_NAMESPACES, re.compile(rb"<(?:sheets|sheet|definedNames|definedName)[\s/>]")),
+    b"Relationships": (RELATIONSHIP_NAMESPACES, re.compile(rb"<Relationship[\s/>]")),
+}
 
 
 class Refused(Exception):
@@ -137,28 +146,40 @@ def prolog_is_plain(content: bytes) -> bool:
     return _ROOT.match(content, start) is not None
 
 
-def worksheet_outside_namespace(xml: bytes) -> bool:
-    """True when the part's root element is a worksheet whose content is not in SpreadsheetML's namespace: the
-    root's prefix (or none) bound to another namespace or to none, bound again to another below the root, or a
-    prefixed root over unprefixed content. A namespace-aware reader (Excel) finds no cell in such a sheet and calls
-    the file damaged; calamine and the fast path, matching names alone, would read its figures."""
+def outside_namespace(xml: bytes) -> bool:
+    """True when the part is a worksheet, a workbook or a part's relationships whose content is not in its
+    namespace: the root's prefix (or none) bound to another namespace or to none, bound again to another below the
+    root, or a prefixed root over unprefixed content. A namespace-aware reader (Excel) finds no cell in such a sheet,
+    and no sheet or name in such a workbook or relationships, and calls the file damaged; calamine and the fast
+    path, matching names alone, would read its figures."""
     root = _root_tag(xml)
-    if root is None or root.group(2) != b"worksheet":
+    vocabulary = None if root is None else _VOCABULARIES.get(root.group(2))
+    if root is None or vocabulary is None:
         return False
+    namespaces, content = vocabulary
     prefix = root.group(1) or b""  # b"": the default namespace
     bound = {name[6:]: double or single for name, double, single in _ATTRIBUTE.findall(root.group(3))
              if name == b"xmlns" or name.startswith(b"xmlns:")}
-    if bound.get(prefix) not in SHEET_NAMESPACES:
+    if bound.get(prefix) not in namespaces:
         return True
     at = xml.find(b"xmlns", root.end())  # below the root (Excel declares x14, mc ... there: other prefixes)
     while at >= 0:
         declared = _DECLARATION.match(xml, at - 1)
         if declared and (declared.group(1) or b"") == prefix and \
-                (declared.group(2) or declared.group(3) or b"") not in SHEET_NAMESPACES:
+                (declared.group(2) or declared.group(3) or b"") not in namespaces:
             return True
         at = xml.find(b"xmlns", at + 5)
-    return bool(prefix) and bound.get(b"") not in SHEET_NAMESPACES and \
-        _UNPREFIXED_CONTENT.search(xml, root.end()) is not None
+    return bool(prefix) and bound.get(b"") not in namespaces and content.search(xml, root.end()) is not None
+
+
+def namespace_note(xml: bytes, name: str) -> str:
+    """The refusal's note for a part outside_namespace found: which part, in the clerk's terms."""
+    root = _root_tag(xml)
+    kind = b"" if root is None else root.group(2)
+    if kind == b"worksheet":
+        return f"工作表{_part_name(name)}不是Excel工作表的格式（XML命名空间不对）"
+    what = "工作簿部件" if kind == b"workbook" else "关系文件"
+    return f"{what}{_part_name(name)}不是Excel文件的格式（XML命名空间不对）"
 
 
 def is_worksheet(xml: bytes) -> bool:
@@ -168,14 +189,14 @@ def is_worksheet(xml: bytes) -> bool:
 
 
 def cells_span(xml: bytes) -> tuple[int, int] | None:
-    """Where a part's rows and cells are, as calamine reads them: the content of its one sheetData element (calamine
-    reads no cell elsewhere), or all of it for a part that is neither a worksheet nor holds a cell (styles, strings,
-    an external link's cache...). None for a worksheet, or a part with cells, without one sheetData to hold them:
-    none (its start tag misspelt, say), two, or a start without its end. Excel calls such a file damaged, and the
-    readers would not agree on it (calamine reads no cell of it, the fast path would read every one). A part with
-    cells, not only one whose root says worksheet: calamine reads a sheet whatever its root is called."""
-    if not is_worksheet(xml) and _CELL_TAG.search(xml) is None:  # (an external link's cache has <cell>s)
-        return 0, len(xml)
+    """Where a part's rows and cells are, as calamine reads them: in a worksheet, the content of its one sheetData
+    element; in any other part, none where it has no sheetData (calcChain.xml lists cells as <c> elements, and a
+    picture may hold "<c " by chance: calamine reads no cell of either), all of it where it has (a sheet whose root
+    is renamed, which the fast path leaves to calamine; an external link's cache). None for a worksheet without
+    one sheetData: none (its start tag misspelt, say), two, or a start without its end. Excel calls such a file
+    damaged, and the readers would not agree on it (calamine reads no cell of it, the fast path every one)."""
+    if not is_worksheet(xml):  # calamine reads cells in a sheetData only, whatever the part's root
+        return (0, len(xml)) if b"sheetData" in xml else (0, 0)
     start, end = xml.find(b"<sheetData>"), xml.rfind(b"</sheetData>")
     if 0 <= start < end and _nowhere(xml, b"sheetData", (0, start), (start + 11, end), (end + 12, len(xml))):
         return start + 11, end  # as Excel, WPS and openpyxl write it: the name twice, no regex needed
@@ -206,19 +227,11 @@ def _sheet_data_tags(xml: bytes) -> list[re.Match[bytes]]:
 
 
 def _root_tag(xml: bytes) -> re.Match[bytes] | None:
-    """The root element's start tag: past the XML declaration, processing instructions and comments."""
-    at = 0
-    while (at := xml.find(b"<", at)) >= 0:
-        if xml.startswith(b"<?", at):
-            end = xml.find(b"?>", at + 2)
-        elif xml.startswith(b"<!--", at):
-            end = xml.find(b"-->", at + 4)
-        else:
-            return _START_TAG.match(xml, at)
-        if end < 0:
-            return None
-        at = end + 2
-    return None
+    """The root element's start tag: past the XML declaration, processing instructions and comments (one regex pass,
+    however many of them a hostile part holds)."""
+    prolog = _PROLOG.match(xml)  # it matches the empty string at least
+    at = prolog.end() if prolog else 0
+    return _START_TAG.match(xml, at) if xml.startswith(b"<", at) else None
 
 
 def names_hold_macros(names: str) -> str | None:
@@ -268,7 +281,6 @@ _HOLDS_VALUE = re.compile(rb"<" + _PREFIX + rb"v>[^<]|<" + _PREFIX + rb"is[\s>]"
 # a sheetData tag: its "/" if an end tag; possessive, and no "<" inside (XML allows none in a tag), so that the
 # regex over a hostile part full of the name stays one pass
 _SHEET_DATA_TAG = re.compile(rb"<(/?)(?:[A-Za-z_][\w.-]*+:)?+sheetData(?=[\s/>])[^<>]*+>")
-_CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*+:)?+c[\s/>]")
 
 
 def guard_sheets(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
@@ -290,10 +302,10 @@ def _sheet_within(xml: bytes, name: str) -> None:
     """Place the cells as calamine does (a row or cell without r follows the one before): refuse a sheet that
     reaches too far, or that gives one cell twice (two values for 本年发出收费通知件数: which is the unit's? Excel
     calls such a file damaged and repairs it; calamine takes the first, the fast path would take the last).
-    Refuse a worksheet outside SpreadsheetML's namespace too, and one without its one sheetData. Only the cells
-    calamine reads count: in a worksheet, those in its sheetData."""
-    if worksheet_outside_namespace(xml):
-        raise Refused("corrupt-workbook", f"工作表{_part_name(name)}不是Excel工作表的格式（XML命名空间不对）")
+    Refuse a worksheet, workbook or relationships outside its namespace too, and a sheet without its one
+    sheetData. Only the cells calamine reads count: those in the sheetData."""
+    if outside_namespace(xml):
+        raise Refused("corrupt-workbook", namespace_note(xml, name))
     span = cells_span(xml)
     if span is None:
         raise Refused("corrupt-workbook",

@@ -29,6 +29,7 @@ from tasks.file_guard import (
     cell_address,
     guard_archive,
     guard_sheets,
+    outside_namespace,
     sniff_compound,
     sniff_package,
 )
@@ -160,6 +161,8 @@ def _layout(form: FormSpec, archive: Archive) -> _Layout:
                                   for name, seen in zip((_WORKBOOK, _RELATIONSHIPS), layout.made_from, strict=True)):
         return layout
     made_from = (archive.seen(_WORKBOOK), archive.seen(_RELATIONSHIPS))
+    if any(outside_namespace(part.content) for part in made_from):  # the guard before calamine refuses the file
+        raise Unusual("the workbook or its relationships outside their namespace")
     workbook_xml = made_from[0].content
     parts = sheet_parts(workbook_xml, made_from[1].content)
     plan = _plan(form, workbook_xml)

@@ -27,10 +27,10 @@ from tasks.file_guard import (
     cells_span,
     is_worksheet,
     names_hold_macros,
+    outside_namespace,
     prolog_is_plain,
     refuse_member,
     refuse_totals,
-    worksheet_outside_namespace,
 )
 
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # a sheet inflating to more is left to calamine (and to its limits)
@@ -248,19 +248,9 @@ class Sheet:
     """The cells of one worksheet, by address (ASCII bytes, e.g. b"D6"); values are converted as asked for."""
 
     def __init__(self, xml: bytes, plain: frozenset[int], shared: SharedStrings) -> None:
-        if _MISPLACEABLE.search(xml):
-            raise Unusual("a cell element without its address first, a comment or CDATA")  # Excel writes none
-        if worksheet_outside_namespace(xml):  # the guard before calamine refuses the file
-            raise Unusual("a worksheet outside SpreadsheetML's namespace")
-        if not is_worksheet(xml):  # Excel calls the file damaged; calamine reads it all the same
-            raise Unusual("a sheet whose root element is not a worksheet")
-        span = cells_span(xml)
-        if span is None:  # the guard before calamine refuses the file
-            raise Unusual("a worksheet without its one sheetData")
         self.xml = xml
-        # address -> (address, attributes, value text): b"" for a cell without a value. Only those in the
-        # sheetData, as calamine reads them (Excel calls a cell elsewhere damaged, and leaves it out when it repairs)
-        found = _CELL.findall(xml, *span)
+        # address -> (address, attributes, value text): b"" for a cell without a value
+        found = _CELL.findall(xml, *_cells_span(xml))
         self.cells: dict[bytes, tuple[bytes, bytes, bytes]] = {cell[0]: cell for cell in found}
         if len(self.cells) != len(found):  # a cell given twice: the guard before calamine refuses the file
             raise Unusual("a cell written twice")
@@ -359,14 +349,29 @@ class SharedStrings:
         return strings
 
 
+def _cells_span(xml: bytes) -> tuple[int, int]:
+    """Where a sheet's cells are (its sheetData's content, as calamine reads them), once the sheet is one this
+    reader reads itself: Unusual otherwise, and where the guard before calamine refuses the file."""
+    if _MISPLACEABLE.search(xml):
+        raise Unusual("a cell element without its address first, a comment or CDATA")  # Excel writes none
+    if outside_namespace(xml):  # the guard refuses the file
+        raise Unusual("a worksheet outside SpreadsheetML's namespace")
+    if not is_worksheet(xml):  # Excel calls the file damaged; calamine reads it all the same
+        raise Unusual("a sheet whose root element is not a worksheet")
+    span = cells_span(xml)
+    if span is None:  # the guard refuses the file
+        raise Unusual("a worksheet without its one sheetData")
+    return span
+
+
 def identity_rows(xml: bytes, shared: SharedStrings, plain: frozenset[int]) -> dict[str, str]:
     """The identity sheet's key/value rows (column A and B), as workbook_read._identity makes them."""
-    if _MISPLACEABLE.search(xml):
-        raise Unusual("a cell element without its address first, a comment or CDATA")
     rows: dict[bytes, dict[bytes, Value]] = {}
-    for column, row, attributes, content in _ANY_CELL.findall(xml):
+    for column, row, attributes, content in _ANY_CELL.findall(xml, *_cells_span(xml)):
         if column not in (b"A", b"B"):
             continue
+        if column in rows.get(row, {}):  # the guard refuses the file (calamine would take the first)
+            raise Unusual("an identity cell written twice")
         value: Value
         if _attributes(attributes)[0] == b"inlineStr":  # as the identity is issued
             if b"<rPh" in content:

@@ -1,4 +1,5 @@
-"""What the guard takes for a worksheet outside SpreadsheetML's namespace, or for one without its one sheetData
+"""What the guard takes for a worksheet (or workbook, or relationships) outside its namespace, or for a sheet
+without its one sheetData
 (Excel would call the file damaged either way), and what it leaves alone: the namespaces Excel and WPS write, under
 a prefix or not, an empty sheet, and parts that are not worksheets. And where a part's cells are read."""
 
@@ -6,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.file_guard import cells_span, worksheet_outside_namespace
+from tasks.file_guard import cells_span, outside_namespace
 
 MAIN = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
 DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -21,7 +22,7 @@ DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
     '<sst xmlns="urn:whatever">',
 ])
 def test_a_worksheet_in_its_namespace_or_another_part_passes(root: str) -> None:
-    assert not worksheet_outside_namespace(f"{DECLARATION}{root}<sheetData/></worksheet>".encode())
+    assert not outside_namespace(f"{DECLARATION}{root}<sheetData/></worksheet>".encode())
 
 
 def test_prefixes_excel_declares_below_the_root_pass() -> None:
@@ -31,7 +32,7 @@ def test_prefixes_excel_declares_below_the_root_pass() -> None:
            f'<x14:dataValidations xmlns:xm="http://schemas.microsoft.com/office/excel/2006/main"/></ext></extLst>'
            f'<mc:AlternateContent xmlns:mc="urn:mc"><mc:Choice Requires="x14"><sheetData {MAIN}/></mc:Choice>'
            '</mc:AlternateContent></worksheet>')
-    assert not worksheet_outside_namespace(xml.encode())
+    assert not outside_namespace(xml.encode())
 
 
 @pytest.mark.parametrize("root", [
@@ -45,7 +46,7 @@ def test_prefixes_excel_declares_below_the_root_pass() -> None:
     '<!--<a>--><worksheet xmlns="urn:other">',
 ])
 def test_a_worksheet_outside_its_namespace_is_found(root: str) -> None:
-    assert worksheet_outside_namespace(f"{DECLARATION}{root}<sheetData/></worksheet>".encode())
+    assert outside_namespace(f"{DECLARATION}{root}<sheetData/></worksheet>".encode())
 
 
 @pytest.mark.parametrize("content", [
@@ -54,19 +55,42 @@ def test_a_worksheet_outside_its_namespace_is_found(root: str) -> None:
     '<sheetData><row r="1" xmlns="urn:other"><c r="A1"><v>1</v></c></row></sheetData>',
 ])
 def test_content_taken_out_of_the_namespace_below_the_root_is_found(content: str) -> None:
-    assert worksheet_outside_namespace(f"{DECLARATION}<worksheet {MAIN}>{content}</worksheet>".encode())
+    assert outside_namespace(f"{DECLARATION}<worksheet {MAIN}>{content}</worksheet>".encode())
 
 
 def test_a_prefixed_worksheet_over_unprefixed_content_is_found() -> None:
     x = 'xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
     prefixed = f'<x:worksheet {x}><x:sheetData><x:row r="1"><x:c r="A1"><x:v>1</x:v></x:c></x:row></x:sheetData>'
     unprefixed = f'<x:worksheet {x}><sheetData><row r="1"><c r="A1"><v>1</v></c></row></sheetData>'
-    assert not worksheet_outside_namespace(f"{DECLARATION}{prefixed}</x:worksheet>".encode())
-    assert worksheet_outside_namespace(f"{DECLARATION}{unprefixed}</x:worksheet>".encode())
+    assert not outside_namespace(f"{DECLARATION}{prefixed}</x:worksheet>".encode())
+    assert outside_namespace(f"{DECLARATION}{unprefixed}</x:worksheet>".encode())
     both = f'<x:worksheet {x} {MAIN}><sheetData/></x:worksheet>'  # the default bound to ours too: in it
-    assert not worksheet_outside_namespace(f"{DECLARATION}{both}".encode())
+    assert not outside_namespace(f"{DECLARATION}{both}".encode())
 
 
+
+
+RELATIONSHIPS = 'xmlns="http://schemas.openxmlformats.org/package/2006/relationships"'
+
+
+@pytest.mark.parametrize("part", [
+    f'<workbook {MAIN}><sheets><sheet name="表二" sheetId="1" r:id="rId1"/></sheets></workbook>',
+    f'<Relationships {RELATIONSHIPS}><Relationship Id="rId1" Target="worksheets/sheet1.xml"/></Relationships>',
+    '<x:workbook xmlns:x="http://purl.oclc.org/ooxml/spreadsheetml/main"><x:sheets/></x:workbook>',
+])
+def test_a_workbook_and_relationships_in_their_namespaces_pass(part: str) -> None:
+    assert not outside_namespace(f"{DECLARATION}{part}".encode())
+
+
+@pytest.mark.parametrize("part", [
+    # found by the fuzzer: the relationships' namespace bound to a prefix only; the readers found the sheets by name
+    f'<Relationships {RELATIONSHIPS.replace("xmlns=", "xmlns:y=")}><Relationship Id="rId1"/></Relationships>',
+    f'<Relationships {MAIN}><Relationship Id="rId1"/></Relationships>',  # the workbook's namespace, not theirs
+    f'<workbook {RELATIONSHIPS}><sheets/></workbook>',
+    f'<workbook {MAIN}><sheets xmlns="urn:other"><sheet name="表二" sheetId="1"/></sheets></workbook>',
+])
+def test_a_workbook_or_relationships_outside_their_namespace_are_found(part: str) -> None:
+    assert outside_namespace(f"{DECLARATION}{part}".encode())
 
 ROW = '<row r="1"><c r="A1"><v>1</v></c></row>'
 
@@ -95,15 +119,16 @@ def test_a_worksheets_cells_are_read_in_its_sheet_data(body: str, cells: str) ->
     assert _span(body) == cells
 
 
-def test_a_prefixed_worksheet_is_read_in_its_sheet_data_and_other_parts_whole() -> None:
+def test_a_prefixed_worksheet_is_read_in_its_sheet_data_and_other_parts_as_they_are() -> None:
     x = 'xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
     row = '<x:row r="1"><x:c r="A1"><x:v>1</x:v></x:c></x:row>'
     assert _span(f"<x:sheetData>{row}</x:sheetData>", f"<x:worksheet {x}>", "</x:worksheet>") == row
-    # not worksheets: calamine reads a sheet wherever the relationships put it, so the guard looks at all of it
+    # not worksheets: calamine reads a sheet wherever the relationships put it, so the guard looks at all of a part
+    # that has a sheetData (or the name, by chance), and at none of one that has not
     sst = f'{DECLARATION}<sst {MAIN}><si><t>sheetData</t></si></sst>'.encode()
     assert cells_span(sst) == (0, len(sst))
     chart = f'{DECLARATION}<chartsheet {MAIN}><sheetViews/></chartsheet>'.encode()
-    assert cells_span(chart) == (0, len(chart))
+    assert cells_span(chart) == (0, 0)
     # an external link's cache of the other workbook's sheets: a sheetData each, its cells <cell>, not <c>
     link = (f'{DECLARATION}<externalLink {MAIN}><externalBook><sheetDataSet><sheetData sheetId="0"><row r="1">'
             '<cell r="A1"><v>1</v></cell></row></sheetData><sheetData sheetId="1"/></sheetDataSet></externalBook>'
@@ -111,10 +136,14 @@ def test_a_prefixed_worksheet_is_read_in_its_sheet_data_and_other_parts_whole() 
     assert cells_span(link) == (0, len(link))
 
 
-def test_a_part_with_cells_needs_its_one_sheet_data_whatever_its_root() -> None:
-    """calamine reads a sheet whatever its root element is called: the rule is the cells', not the root's."""
-    assert _span(f"<sheetDita>{ROW}</sheetData>", f"<chartsheet {MAIN}>", "</chartsheet>") is None
-    assert _span(f"<sheetData>{ROW}</sheetData><c r=\"B8\"/>", f"<chartsheet {MAIN}>", "</chartsheet>") == ROW
+def test_parts_that_are_not_worksheets_hold_cells_only_in_a_sheet_data() -> None:
+    """Excel's calcChain.xml lists cells as <c> elements, the same address once for each sheet that has it, with no
+    sheetData: calamine reads no cell of it, and the guard took them for cells written twice. A sheet whose root
+    is not a worksheet (the fast path leaves it to calamine) is looked at whole."""
+    chain = f'{DECLARATION}<calcChain {MAIN}><c r="B10" i="1" l="1"/><c r="B10" i="2"/></calcChain>'.encode()
+    assert cells_span(chain) == (0, 0)
+    renamed = f"{DECLARATION}<chartsheet {MAIN}><sheetData>{ROW}</sheetData></chartsheet>".encode()
+    assert cells_span(renamed) == (0, len(renamed))
 
 
 @pytest.mark.parametrize("body", [
