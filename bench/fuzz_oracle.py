@@ -35,10 +35,10 @@ from tasks.xlsx_values import Unusual, sheet_parts
 from .fuzz_inputs import CAMPAIGN_ID, SECRET, UNIT, YEAR
 
 UNIT_KINDS = {UNIT: "township", "D001": "department"}
-# Findings of the readers' leniency with XML a strict parser refuses (a malformed tag; a broken namespace and a cell
-# written twice were found this way, and are refused since): the figures read are what the text holds, but which of
-# two readings is the file's is moot. They are reported to the reader's owner and kept as cases (tests/fuzz), not
-# counted as broken promises.
+# Findings of the readers' leniency with XML a strict parser refuses (a malformed tag; a broken namespace, in a sheet
+# or the relationships, a cell written twice and a misspelt sheetData were found this way, and are refused since):
+# the figures read are what the text holds, but which of two readings is the file's is moot. They are reported to
+# the reader's owner and kept as cases (tests/fuzz), not counted as broken promises.
 LENIENCY = frozenset({"accepted-lenient", "accepted-ambiguous", "paths-differ"})
 
 
