@@ -50,6 +50,8 @@ _VOCABULARIES: dict[bytes, tuple[tuple[bytes, ...], re.Pattern[bytes]]] = {
     b"workbook": (SHEET_NAMESPACES, re.compile(rb"<(?:sheets|sheet|definedNames|definedName)[\s/>]")),
     b"Relationships": (RELATIONSHIP_NAMESPACES, re.compile(rb"<Relationship[\s/>]")),
 }
+WORKBOOK_PART, WORKBOOK_RELATIONSHIPS = "xl/workbook.xml", "xl/_rels/workbook.xml.rels"
+_WORKBOOK_PARTS = {WORKBOOK_PART: b"workbook", WORKBOOK_RELATIONSHIPS: b"Relationships"}
 
 
 class Refused(Exception):
@@ -146,16 +148,18 @@ def prolog_is_plain(content: bytes) -> bool:
     return _ROOT.match(content, start) is not None
 
 
-def outside_namespace(xml: bytes) -> bool:
-    """True when the part is a worksheet, a workbook or a part's relationships whose content is not in its
+def outside_namespace(xml: bytes, name: str = "") -> bool:
+    """True when the part is a worksheet, or the workbook or its relationships (by the part's name: the two parts
+    both readers read, and no other part with such a root, an add-in's custom XML, say), whose content is not in its
     namespace: the root's prefix (or none) bound to another namespace or to none, bound again to another below the
     root, or a prefixed root over unprefixed content. A namespace-aware reader (Excel) finds no cell in such a sheet,
     and no sheet or name in such a workbook or relationships, and calls the file damaged; calamine and the fast
     path, matching names alone, would read its figures."""
     root = _root_tag(xml)
-    vocabulary = None if root is None else _VOCABULARIES.get(root.group(2))
-    if root is None or vocabulary is None:
+    kind = _WORKBOOK_PARTS.get(name.replace("\\", "/"), b"worksheet")
+    if root is None or root.group(2) != kind:
         return False
+    vocabulary = _VOCABULARIES[kind]
     namespaces, content = vocabulary
     prefix = root.group(1) or b""  # b"": the default namespace
     bound = {name[6:]: double or single for name, double, single in _ATTRIBUTE.findall(root.group(3))
@@ -274,8 +278,10 @@ MAX_SHEET_CELLS = 2_000_000
 # places seen stays small however many cells a hostile sheet holds
 TWICE_ROWS, TWICE_COLUMNS = 1000, 64
 _PREFIX = rb"(?:[A-Za-z_][\w.-]*:)?"  # calamine matches local names: <x:c> is a cell too
-_SHEET_TAG = re.compile(rb"<" + _PREFIX + rb"row(?=[\s/>])([^>]*)>|<" + _PREFIX + rb"c(?=[\s/>])([^>]*?)(?:/>|>(.*?)</"
-                        + _PREFIX + rb"c>)", re.DOTALL)
+# a row's start tag, or a cell with its content: up to the next cell's start or end (possessive), so that cells
+# never closed cost one pass over the sheet, not one each
+_SHEET_TAG = re.compile(rb"<" + _PREFIX + rb"row(?=[\s/>])([^>]*)>|<" + _PREFIX + rb"c(?=[\s/>])([^>]*?)(?:/>|>("
+                        rb"(?:[^<]++|<(?!/?" + _PREFIX + rb"c[\s/>]))*+)</" + _PREFIX + rb"c>)")
 _REF = re.compile(rb"""\br=["']([A-Za-z]{0,3})([0-9]{0,10})["']""")
 _HOLDS_VALUE = re.compile(rb"<" + _PREFIX + rb"v>[^<]|<" + _PREFIX + rb"is[\s>]")
 # a sheetData tag: its "/" if an end tag; possessive, and no "<" inside (XML allows none in a tag), so that the
@@ -304,7 +310,7 @@ def _sheet_within(xml: bytes, name: str) -> None:
     calls such a file damaged and repairs it; calamine takes the first, the fast path would take the last).
     Refuse a worksheet, workbook or relationships outside its namespace too, and a sheet without its one
     sheetData. Only the cells calamine reads count: those in the sheetData."""
-    if outside_namespace(xml):
+    if outside_namespace(xml, name):
         raise Refused("corrupt-workbook", namespace_note(xml, name))
     span = cells_span(xml)
     if span is None:

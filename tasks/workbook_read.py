@@ -25,6 +25,8 @@ from schemas.form_spec import CellSpec, FormSpec, TextSpec
 from schemas.issues import Issue
 from tasks.file_guard import (
     OLE_SIGNATURE,
+    WORKBOOK_PART,
+    WORKBOOK_RELATIONSHIPS,
     Refused,
     cell_address,
     guard_archive,
@@ -146,7 +148,7 @@ class _Layout:
     made_from: tuple[Seen, Seen]  # xl/workbook.xml and its relationships, as they were
 
 
-_WORKBOOK, _RELATIONSHIPS = "xl/workbook.xml", "xl/_rels/workbook.xml.rels"
+_WORKBOOK, _RELATIONSHIPS = WORKBOOK_PART, WORKBOOK_RELATIONSHIPS
 _layouts: dict[tuple[str, str, tuple[int, int] | None, tuple[int, int] | None], _Layout] = {}
 
 
@@ -161,7 +163,8 @@ def _layout(form: FormSpec, archive: Archive) -> _Layout:
                                   for name, seen in zip((_WORKBOOK, _RELATIONSHIPS), layout.made_from, strict=True)):
         return layout
     made_from = (archive.seen(_WORKBOOK), archive.seen(_RELATIONSHIPS))
-    if any(outside_namespace(part.content) for part in made_from):  # the guard before calamine refuses the file
+    if any(outside_namespace(part.content, name)  # the guard before calamine refuses the file
+           for part, name in zip(made_from, (_WORKBOOK, _RELATIONSHIPS), strict=True)):
         raise Unusual("the workbook or its relationships outside their namespace")
     workbook_xml = made_from[0].content
     parts = sheet_parts(workbook_xml, made_from[1].content)

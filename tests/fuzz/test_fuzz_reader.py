@@ -364,6 +364,29 @@ def test_a_sheet_full_of_the_name_sheet_data_is_read_in_one_pass(seeds: Seeds, o
     assert (verdict.accepted, verdict.findings) == (True, [])
 
 
+@pytest.mark.parametrize("seed", ["openpyxl", "patched"])
+def test_an_add_ins_part_named_like_the_workbook_is_left_alone(seeds: Seeds, oracle: Oracle, form: FormSpec,
+                                                               seed: str) -> None:
+    """An add-in's custom XML part whose root is <workbook> in its own namespace: no part of the figures' way. A first
+    version of the workbook's namespace check, by root alone, refused it on calamine's path (a second reader's
+    find)."""
+    addin = b'<workbook xmlns="http://example.com/addin"><sheet name="a"/></workbook>'
+    data = _repack([*_members(seeds.returns[seed]), ("customXml/item1.xml", addin)])
+    verdict = oracle.judge(data)
+    assert (verdict.accepted, verdict.codes, verdict.findings) == (True, (), [])
+    for fast in (True, False):
+        assert read_workbook(data, form, "城关镇.xlsx", fast_path=fast).issues == []
+
+
+def test_cells_never_closed_cost_the_guard_one_pass(seeds: Seeds, oracle: Oracle) -> None:
+    """40,000 <c> start tags never closed in a sheet (a 21 KB upload): the guard's cell pattern looked for each one's
+    end to the end of the sheet, 24 s over this file (a second reader's find; the oracle's limit is 10 s)."""
+    data = _edited(seeds.returns["patched"], "xl/worksheets/sheet2.xml",
+                   lambda xml: xml.replace(b"</sheetData>", b"<c>" * 40_000 + b"</sheetData>"))
+    verdict = oracle.judge(data)
+    assert "slow" not in [finding.kind for finding in verdict.findings] and not verdict.accepted
+
+
 @pytest.mark.xfail(strict=True, reason=LENIENT)
 def test_a_sheet_that_is_not_well_formed_is_not_accepted(seeds: Seeds, oracle: Oracle) -> None:
     """本年发出收费通知件数 2 -> 21 in a sheet with a malformed tag elsewhere: calamine reads on, a parser stops."""

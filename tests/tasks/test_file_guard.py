@@ -73,24 +73,42 @@ def test_a_prefixed_worksheet_over_unprefixed_content_is_found() -> None:
 RELATIONSHIPS = 'xmlns="http://schemas.openxmlformats.org/package/2006/relationships"'
 
 
-@pytest.mark.parametrize("part", [
-    f'<workbook {MAIN}><sheets><sheet name="表二" sheetId="1" r:id="rId1"/></sheets></workbook>',
-    f'<Relationships {RELATIONSHIPS}><Relationship Id="rId1" Target="worksheets/sheet1.xml"/></Relationships>',
-    '<x:workbook xmlns:x="http://purl.oclc.org/ooxml/spreadsheetml/main"><x:sheets/></x:workbook>',
+WORKBOOK, RELATIONSHIPS_PART = "xl/workbook.xml", "xl/_rels/workbook.xml.rels"
+
+
+@pytest.mark.parametrize(("name", "part"), [
+    (WORKBOOK, f'<workbook {MAIN}><sheets><sheet name="表二" sheetId="1" r:id="rId1"/></sheets></workbook>'),
+    (RELATIONSHIPS_PART,
+     f'<Relationships {RELATIONSHIPS}><Relationship Id="rId1" Target="worksheets/sheet1.xml"/></Relationships>'),
+    (WORKBOOK, '<x:workbook xmlns:x="http://purl.oclc.org/ooxml/spreadsheetml/main"><x:sheets/></x:workbook>'),
+    ("xl\\workbook.xml", f'<workbook {MAIN}><sheets/></workbook>'),  # calamine's name for it too
 ])
-def test_a_workbook_and_relationships_in_their_namespaces_pass(part: str) -> None:
-    assert not outside_namespace(f"{DECLARATION}{part}".encode())
+def test_a_workbook_and_relationships_in_their_namespaces_pass(name: str, part: str) -> None:
+    assert not outside_namespace(f"{DECLARATION}{part}".encode(), name)
 
 
-@pytest.mark.parametrize("part", [
+@pytest.mark.parametrize(("name", "part"), [
     # found by the fuzzer: the relationships' namespace bound to a prefix only; the readers found the sheets by name
-    f'<Relationships {RELATIONSHIPS.replace("xmlns=", "xmlns:y=")}><Relationship Id="rId1"/></Relationships>',
-    f'<Relationships {MAIN}><Relationship Id="rId1"/></Relationships>',  # the workbook's namespace, not theirs
-    f'<workbook {RELATIONSHIPS}><sheets/></workbook>',
-    f'<workbook {MAIN}><sheets xmlns="urn:other"><sheet name="表二" sheetId="1"/></sheets></workbook>',
+    (RELATIONSHIPS_PART,
+     f'<Relationships {RELATIONSHIPS.replace("xmlns=", "xmlns:y=")}><Relationship Id="rId1"/></Relationships>'),
+    (RELATIONSHIPS_PART, f'<Relationships {MAIN}><Relationship Id="rId1"/></Relationships>'),  # the workbook's
+    (WORKBOOK, f'<workbook {RELATIONSHIPS}><sheets/></workbook>'),
+    (WORKBOOK, f'<workbook {MAIN}><sheets xmlns="urn:other"><sheet name="表二" sheetId="1"/></sheets></workbook>'),
+    ("xl\\_rels\\workbook.xml.rels", '<Relationships xmlns="urn:x"><Relationship Id="rId1"/></Relationships>'),
 ])
-def test_a_workbook_or_relationships_outside_their_namespace_are_found(part: str) -> None:
-    assert outside_namespace(f"{DECLARATION}{part}".encode())
+def test_a_workbook_or_relationships_outside_their_namespace_are_found(name: str, part: str) -> None:
+    assert outside_namespace(f"{DECLARATION}{part}".encode(), name)
+
+
+@pytest.mark.parametrize(("name", "part"), [
+    # an add-in's own XML under a root of the same name (a second reader's find: the first version refused it)
+    ("customXml/item1.xml", '<workbook xmlns="http://example.com/addin"><sheet name="a"/></workbook>'),
+    ("customXml/item2.xml", '<Relationships xmlns="urn:addin"><Relationship Id="a"/></Relationships>'),
+    # relationships neither reader reads the figures through: the fast path does not look at them either
+    ("_rels/.rels", '<Relationships xmlns="urn:x"><Relationship Id="rId1"/></Relationships>'),
+])
+def test_other_parts_with_such_roots_are_not_the_workbooks(name: str, part: str) -> None:
+    assert not outside_namespace(f"{DECLARATION}{part}".encode(), name)
 
 ROW = '<row r="1"><c r="A1"><v>1</v></c></row>'
 
