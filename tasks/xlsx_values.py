@@ -160,8 +160,10 @@ def _central_directory(data: bytes) -> dict[str, Entry]:
     if end < 0 or len(data) < end + 22:
         raise Unusual("no end of central directory")
     disk, cd_disk, here, count, size, offset = struct.unpack_from("<HHHHII", data, end + 4)
-    if disk or cd_disk or here != count or count == 0xFFFF or offset == 0xFFFFFFFF or offset + size > end:
+    if disk or cd_disk or here != count or count == 0xFFFF or offset == 0xFFFFFFFF:
         raise Unusual("multi-disk or zip64 archive")
+    if offset + size != end:  # zipfile takes a gap for bytes put before the archive, and reads it elsewhere
+        raise Unusual("the central directory does not end where its end record starts")
     refuse_totals(count, 0)
     entries: dict[str, Entry] = {}
     seen: set[str] = set()
@@ -354,6 +356,8 @@ def _cells_span(xml: bytes) -> tuple[int, int]:
     reader reads itself: Unusual otherwise, and where the guard before calamine refuses the file."""
     if _MISPLACEABLE.search(xml):
         raise Unusual("a cell element without its address first, a comment or CDATA")  # Excel writes none
+    if xml.find(b"<?", 1) >= 0:  # past the declaration (the prolog is plain: Archive.read): calamine skips it
+        raise Unusual("a processing instruction, which may split a text")
     if outside_namespace(xml):  # the guard refuses the file
         raise Unusual("a worksheet outside SpreadsheetML's namespace")
     if not is_worksheet(xml):  # Excel calls the file damaged; calamine reads it all the same

@@ -387,6 +387,34 @@ def test_cells_never_closed_cost_the_guard_one_pass(seeds: Seeds, oracle: Oracle
     assert "slow" not in [finding.kind for finding in verdict.findings] and not verdict.accepted
 
 
+@pytest.mark.parametrize("seed", ["openpyxl", "patched"])
+def test_a_gap_before_the_end_record_is_refused_on_both_paths(seeds: Seeds, oracle: Oracle, form: FormSpec,
+                                                              seed: str) -> None:
+    """One byte between the central directory and its end record (found by the fuzzer, a broken promise): zipfile
+    takes the gap for bytes put before the archive and finds no directory where it then looks; the fast path read
+    the directory where the end record said, and accepted the file. Now the fast path leaves it to the other path,
+    which refuses it."""
+    data = seeds.returns[seed]
+    end = data.rfind(b"PK\x05\x06")
+    gapped = data[:end] + b"\0" + data[end:]
+    verdict = oracle.judge(gapped)
+    assert (verdict.accepted, verdict.codes, verdict.findings) == (False, ("corrupt-workbook",), [])
+    for fast in (True, False):
+        issues = read_workbook(gapped, form, "城关镇.xlsx", fast_path=fast).issues
+        assert [issue.code for issue in issues] == ["corrupt-workbook"]
+
+
+def test_a_processing_instruction_in_a_text_is_read_past_on_both_paths(seeds: Seeds, oracle: Oracle) -> None:
+    """<t>xxgk-annual<?pi data?></t> in the identity sheet (found by the fuzzer): calamine reads past the processing
+    instruction, the fast path read no text there and took the workbook for another form's. The fast path now
+    leaves a sheet with one to calamine: both read the same identity, and the return is accepted."""
+    data = _edited(seeds.returns["patched"], "xl/worksheets/sheet6.xml",
+                   lambda xml: xml.replace(b"<t>xxgk-annual</t>", b"<t>xxgk-annual<?pi data?></t>", 1))
+    assert data != seeds.returns["patched"]
+    verdict = oracle.judge(data)
+    assert (verdict.accepted, verdict.fast_path, verdict.findings) == (True, False, [])
+
+
 @pytest.mark.xfail(strict=True, reason=LENIENT)
 def test_a_sheet_that_is_not_well_formed_is_not_accepted(seeds: Seeds, oracle: Oracle) -> None:
     """本年发出收费通知件数 2 -> 21 in a sheet with a malformed tag elsewhere: calamine reads on, a parser stops."""
