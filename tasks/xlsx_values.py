@@ -356,7 +356,7 @@ def _cells_span(xml: bytes) -> tuple[int, int]:
     reader reads itself: Unusual otherwise, and where the guard before calamine refuses the file."""
     if _MISPLACEABLE.search(xml):
         raise Unusual("a cell element without its address first, a comment or CDATA")  # Excel writes none
-    if xml.find(b"<?", 1) >= 0:  # past the declaration (the prolog is plain: Archive.read): calamine skips it
+    if _instruction_after_declaration(xml):  # calamine reads past it
         raise Unusual("a processing instruction, which may split a text")
     if outside_namespace(xml):  # the guard refuses the file
         raise Unusual("a worksheet outside SpreadsheetML's namespace")
@@ -366,6 +366,18 @@ def _cells_span(xml: bytes) -> tuple[int, int]:
     if span is None:  # the guard refuses the file
         raise Unusual("a worksheet without its one sheetData")
     return span
+
+
+def _instruction_after_declaration(xml: bytes) -> bool:
+    """A processing instruction past the XML declaration (the prolog is plain: Archive.read). Found by its "?", a
+    byte no sheet holds elsewhere as Excel writes it: a search for "<?" among a sheet's thousands of "<" costs ten
+    times as much."""
+    at = xml.find(b"?>") + 2 if xml.startswith(b"<?") else 0
+    while (at := xml.find(b"?", at)) > 0:
+        if xml[at - 1] == 0x3C:  # "<"
+            return True
+        at += 1
+    return False
 
 
 def identity_rows(xml: bytes, shared: SharedStrings, plain: frozenset[int]) -> dict[str, str]:

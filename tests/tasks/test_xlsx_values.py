@@ -22,7 +22,7 @@ from tasks.issue_workbooks import UnitToIssue, write_workbooks
 from tasks.workbook_read import RawWorkbook, read_workbook
 from tasks.workbook_template import build_template
 from tasks.xlsx_patch import XlsxPatcher
-from tasks.xlsx_values import Archive, Unusual
+from tasks.xlsx_values import Archive, Unusual, _instruction_after_declaration
 from tests.factories import valid_figures
 
 T2, T3 = "表二 主动公开", "表三 依申请公开"
@@ -310,3 +310,15 @@ def test_a_part_seen_before_is_known_by_its_bytes_or_its_content_never_by_its_cr
     deflated_in_name = stored[:directory + 10] + struct.pack("<H", 8) + stored[directory + 12:]
     with pytest.raises(Unusual, match="inflate|damaged"):
         Archive(deflated_in_name).holds("xl/workbook.xml", seen)
+
+
+@pytest.mark.parametrize(("xml", "found"), [
+    (b'<?xml version="1.0"?>\n<worksheet><sheetData/></worksheet>', False),
+    (b'<?xml version="1.0"?>\n<worksheet><t>why?</t><t>?&gt;</t></worksheet>', False),  # a "?" in text
+    (b'<worksheet><t>a<?pi data?>b</t></worksheet>', True),  # no declaration
+    (b'<?xml version="1.0"?>\n<worksheet><t>xxgk-annual<?pi data?></t></worksheet>', True),
+    (b'<?xml version="1.0"?><?pi?><worksheet/>', True),
+])
+def test_a_processing_instruction_past_the_declaration_is_found(xml: bytes, found: bool) -> None:
+    """calamine reads past one inside a text, the fast path would not: such a sheet goes to calamine."""
+    assert _instruction_after_declaration(xml) is found
