@@ -159,11 +159,10 @@ def outside_namespace(xml: bytes, name: str = "") -> bool:
     kind = _WORKBOOK_PARTS.get(name.replace("\\", "/"), b"worksheet")
     if root is None or root.group(2) != kind:
         return False
-    vocabulary = _VOCABULARIES[kind]
-    namespaces, content = vocabulary
+    namespaces, content = _VOCABULARIES[kind]
     prefix = root.group(1) or b""  # b"": the default namespace
-    bound = {name[6:]: double or single for name, double, single in _ATTRIBUTE.findall(root.group(3))
-             if name == b"xmlns" or name.startswith(b"xmlns:")}
+    bound = {attribute[6:]: double or single for attribute, double, single in _ATTRIBUTE.findall(root.group(3))
+             if attribute == b"xmlns" or attribute.startswith(b"xmlns:")}
     if bound.get(prefix) not in namespaces:
         return True
     at = xml.find(b"xmlns", root.end())  # below the root (Excel declares x14, mc ... there: other prefixes)
