@@ -137,6 +137,15 @@ def _edited(data: bytes, member: str, edit: Callable[[bytes], bytes]) -> bytes:
     return _repack([(n, edit(c) if n == member else c) for n, c in _members(data)])
 
 
+def _refused_as_damaged_on_both_paths(data: bytes, oracle: Oracle, form: FormSpec, note: str) -> None:
+    """The oracle finds the file refused as damaged, nothing else, and each path refuses it with the same note."""
+    verdict = oracle.judge(data)
+    assert (verdict.accepted, verdict.codes, verdict.findings) == (False, ("corrupt-workbook",), [])
+    for fast in (True, False):
+        [issue] = read_workbook(data, form, "城关镇.xlsx", fast_path=fast).issues
+        assert (issue.code, issue.note) == ("corrupt-workbook", note)
+
+
 @pytest.mark.parametrize("seed", ["openpyxl", "patched"])  # calamine's path, the fast path's
 @pytest.mark.parametrize("where", ["xl/worksheets/sheet3.xml", "xl/worksheets/sheet6.xml"])  # 表三, the identity
 def test_a_value_far_outside_the_table_is_refused_not_an_abort(seeds: Seeds, seed: str, where: str) -> None:
@@ -234,12 +243,7 @@ def test_a_sheet_outside_its_namespace_is_refused_as_damaged(seeds: Seeds, oracl
     sheet = dict(_members(seeds.returns[seed]))["xl/worksheets/sheet5.xml"]
     assert NAMESPACE_EDITS[edit](sheet) != sheet
     data = _edited(seeds.returns[seed], "xl/worksheets/sheet5.xml", NAMESPACE_EDITS[edit])
-    verdict = oracle.judge(data)
-    assert (verdict.accepted, verdict.codes, verdict.findings) == (False, ("corrupt-workbook",), [])
-    note = "工作表sheet5.xml不是Excel工作表的格式（XML命名空间不对）"
-    for fast in (True, False):
-        [issue] = read_workbook(data, form, "城关镇.xlsx", fast_path=fast).issues
-        assert (issue.code, issue.note) == ("corrupt-workbook", note)
+    _refused_as_damaged_on_both_paths(data, oracle, form, "工作表sheet5.xml不是Excel工作表的格式（XML命名空间不对）")
 
 
 @pytest.mark.parametrize("seed", ["openpyxl", "patched"])
@@ -254,11 +258,7 @@ def test_a_workbook_or_its_relationships_outside_their_namespace_is_refused(
     figures and accepted it. Now both paths refuse it, and say which part."""
     data = _edited(seeds.returns[seed], member, lambda xml: xml.replace(b'xmlns="', b'xmlns:y="', 1))
     assert data != seeds.returns[seed]
-    verdict = oracle.judge(data)
-    assert (verdict.accepted, verdict.codes, verdict.findings) == (False, ("corrupt-workbook",), [])
-    for fast in (True, False):
-        [issue] = read_workbook(data, form, "城关镇.xlsx", fast_path=fast).issues
-        assert (issue.code, issue.note) == ("corrupt-workbook", note)
+    _refused_as_damaged_on_both_paths(data, oracle, form, note)
 
 
 def test_a_sheet_in_its_namespace_under_a_prefix_is_read(seeds: Seeds, oracle: Oracle) -> None:
@@ -291,12 +291,8 @@ def test_a_sheet_without_its_one_sheet_data_is_refused_as_damaged(seeds: Seeds, 
     sheet = dict(_members(seeds.returns[seed]))["xl/worksheets/sheet5.xml"]
     assert SHEET_DATA_EDITS[edit](sheet) != sheet
     data = _edited(seeds.returns[seed], "xl/worksheets/sheet5.xml", SHEET_DATA_EDITS[edit])
-    verdict = oracle.judge(data)
-    assert (verdict.accepted, verdict.codes, verdict.findings) == (False, ("corrupt-workbook",), [])
-    note = "工作表sheet5.xml的结构已损坏：单元格数据区sheetData缺失、重复或不完整"
-    for fast in (True, False):
-        [issue] = read_workbook(data, form, "城关镇.xlsx", fast_path=fast).issues
-        assert (issue.code, issue.note) == ("corrupt-workbook", note)
+    _refused_as_damaged_on_both_paths(data, oracle, form,
+                                      "工作表sheet5.xml的结构已损坏：单元格数据区sheetData缺失、重复或不完整")
 
 
 @pytest.mark.parametrize("seed", ["openpyxl", "patched"])
@@ -434,11 +430,7 @@ def test_a_cell_written_twice_is_refused_as_damaged(seeds: Seeds, oracle: Oracle
     took 21 and accepted it. Now both paths refuse it, and say which cell."""
     data = _edited(seeds.returns[seed], "xl/worksheets/sheet5.xml",
                    lambda xml: re.sub(rb'(<c r="B8"[^>]*><v>2</v></c>)', rb'\1<c r="B8" t="n"><v>21</v></c>', xml))
-    verdict = oracle.judge(data)
-    assert (verdict.accepted, verdict.codes, verdict.findings) == (False, ("corrupt-workbook",), [])
-    for fast in (True, False):
-        [issue] = read_workbook(data, form, "城关镇.xlsx", fast_path=fast).issues
-        assert (issue.code, issue.note) == ("corrupt-workbook", "工作表sheet5.xml中的单元格B8出现了两次")
+    _refused_as_damaged_on_both_paths(data, oracle, form, "工作表sheet5.xml中的单元格B8出现了两次")
 
 
 def test_a_cell_written_twice_is_read_alike_by_both_paths(seeds: Seeds, oracle: Oracle) -> None:
