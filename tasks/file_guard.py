@@ -200,6 +200,11 @@ def cells_span(xml: bytes) -> tuple[int, int] | None:
     damaged, and the readers would not agree on it (calamine reads no cell of it, the fast path every one)."""
     if not is_worksheet(xml):  # calamine reads cells in a sheetData only, whatever the part's root
         return (0, len(xml)) if b"sheetData" in xml else (0, 0)
+    return sheet_data_span(xml)
+
+
+def sheet_data_span(xml: bytes) -> tuple[int, int] | None:
+    """A worksheet's cells_span: the content of its one sheetData, or None."""
     start, end = xml.find(b"<sheetData>"), xml.rfind(b"</sheetData>")
     if 0 <= start < end and _nowhere(xml, b"sheetData", (0, start), (start + 11, end), (end + 12, len(xml))):
         return start + 11, end  # as Excel, WPS and openpyxl write it: the name twice, no regex needed

@@ -24,13 +24,13 @@ from xml.sax.saxutils import unescape
 from tasks.file_guard import (
     RATIO_GRACE,
     Refused,
-    cells_span,
     is_worksheet,
     names_hold_macros,
     outside_namespace,
     prolog_is_plain,
     refuse_member,
     refuse_totals,
+    sheet_data_span,
 )
 
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # a sheet inflating to more is left to calamine (and to its limits)
@@ -362,7 +362,7 @@ def _cells_span(xml: bytes) -> tuple[int, int]:
         raise Unusual("a worksheet outside SpreadsheetML's namespace")
     if not is_worksheet(xml):  # Excel calls the file damaged; calamine reads it all the same
         raise Unusual("a sheet whose root element is not a worksheet")
-    span = cells_span(xml)
+    span = sheet_data_span(xml)
     if span is None:  # the guard refuses the file
         raise Unusual("a worksheet without its one sheetData")
     return span
