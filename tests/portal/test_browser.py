@@ -40,6 +40,24 @@ def browser(tmp_path: Path) -> Iterator[object]:
         driver.quit()
 
 
+def _gone(element: object) -> bool:
+    """True once the element's page has been replaced. Selenium's staleness_of knows one way chromedriver says so;
+    mid-navigation it may say the other ("does not belong to the document"), which failed a CI run."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    from selenium.webdriver.remote.webelement import WebElement
+
+    assert isinstance(element, WebElement)
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in (exc.msg or ""):
+            return True
+        raise
+    return False
+
+
 def test_clerk_uploads_a_broken_workbook_then_the_fixed_one(browser: object, opened: Opened, portal_url: str,
                                                             tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
@@ -60,7 +78,7 @@ def test_clerk_uploads_a_broken_workbook_then_the_fixed_one(browser: object, ope
         before = browser.find_element(By.TAG_NAME, "html")
         browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(path))
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        WebDriverWait(browser, 30).until(ready.staleness_of(before))  # the page before the upload is gone
+        WebDriverWait(browser, 30).until(lambda _: _gone(before))  # the page before the upload is gone
         verdict = WebDriverWait(browser, 30).until(ready.presence_of_element_located((By.ID, "verdict")))
         return str(verdict.get_attribute("data-verdict"))
 
